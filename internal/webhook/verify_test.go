@@ -54,7 +54,7 @@ func TestSignaturePublishedVectors(t *testing.T) {
 			srv := httptest.NewServer(in)
 			t.Cleanup(srv.Close)
 			for header, want := range map[string]int{
-				v.Header: http.StatusOK,
+				v.Header:                               http.StatusOK,
 				Sign([]byte("not "+v.Secret), payload): http.StatusUnauthorized,
 			} {
 				got := send(t, srv.Client(), srv.URL, delivery{event: "ping", guid: v.ID,
