@@ -1,5 +1,3 @@
-// Package repoconfig parses and validates a repository's .yaci.yml, the
-// file that says which jobs yaci runs for a push or a pull request.
 package repoconfig
 
 import "time"
@@ -9,7 +7,10 @@ import "time"
 type EventKind string
 
 const (
-	EventPush        EventKind = "push"
+	// EventPush is a push to a branch of the repository.
+	EventPush EventKind = "push"
+	// EventPullRequest is a pull request opened, or updated with new
+	// commits.
 	EventPullRequest EventKind = "pull_request"
 )
 
