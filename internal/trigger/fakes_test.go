@@ -1,0 +1,111 @@
+package trigger
+
+import (
+	"context"
+	"fmt"
+)
+
+// The fakes below record every call with its arguments, so tests can
+// assert on what the Dispatcher asked of GitHub and of the cluster.
+
+type readCall struct {
+	Inst              int64
+	Owner, Repo, Path string
+	Ref               string
+}
+
+// fakeConfigs serves files by ref; a ref it does not hold has no config.
+type fakeConfigs struct {
+	files map[string]string
+	err   error
+	calls []readCall
+}
+
+func (f *fakeConfigs) ReadFile(_ context.Context, inst int64, owner, repo, path, ref string) ([]byte, error) {
+	f.calls = append(f.calls, readCall{inst, owner, repo, path, ref})
+	if f.err != nil {
+		return nil, f.err
+	}
+
+	data, ok := f.files[ref]
+	if !ok {
+		return nil, fmt.Errorf("get contents %s/%s/%s at %s: %w",
+			owner, repo, path, ref, ErrConfigNotFound)
+	}
+
+	return []byte(data), nil
+}
+
+type statusCall struct {
+	Inst        int64
+	Owner, Repo string
+	SHA         string
+	Status      Status
+}
+
+type fakeStatuses struct {
+	err   error
+	calls []statusCall
+}
+
+func (f *fakeStatuses) SetStatus(_ context.Context, inst int64, owner, repo, sha string, s Status) error {
+	f.calls = append(f.calls, statusCall{inst, owner, repo, sha, s})
+
+	return f.err
+}
+
+type tokenCall struct {
+	Inst        int64
+	Owner, Repo string
+}
+
+type fakeTokens struct {
+	token string
+	err   error
+	calls []tokenCall
+}
+
+func (f *fakeTokens) CloneToken(_ context.Context, inst int64, owner, repo string) (string, error) {
+	f.calls = append(f.calls, tokenCall{inst, owner, repo})
+	if f.err != nil {
+		return "", f.err
+	}
+
+	return f.token, nil
+}
+
+type launchCall struct {
+	Name    string
+	Job     string
+	Repo    string
+	SHA     string
+	Kind    string
+	Attempt int
+	Token   string
+}
+
+// fakeLauncher creates every run except those it is told exist already
+// or fail, by job name.
+type fakeLauncher struct {
+	existing map[string]bool
+	fail     map[string]error
+	queued   bool
+	calls    []launchCall
+}
+
+func (f *fakeLauncher) Launch(_ context.Context, run Run, token string) (Launched, error) {
+	f.calls = append(f.calls, launchCall{
+		Name:    run.Name(),
+		Job:     run.Job.Name,
+		Repo:    run.Event.Repo.FullName(),
+		SHA:     run.Event.SHA,
+		Kind:    string(run.Event.Kind),
+		Attempt: run.Attempt,
+		Token:   token,
+	})
+	if err := f.fail[run.Job.Name]; err != nil {
+		return Launched{}, err
+	}
+
+	return Launched{Name: run.Name(), Created: !f.existing[run.Job.Name], Queued: f.queued}, nil
+}
