@@ -133,7 +133,11 @@ func (c *Client) call(ctx context.Context, op string, attempt func(context.Conte
 		if err == nil {
 			return struct{}{}, nil
 		}
-		last = err
+		if ctx.Err() == nil {
+			// An attempt cut short by the caller's own deadline says
+			// nothing new; keep the one before it.
+			last = err
+		}
 
 		return struct{}{}, c.decide(ctx, err)
 	}, backoff.WithBackOff(exp), backoff.WithMaxTries(uint(p.MaxAttempts)),

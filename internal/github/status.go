@@ -43,13 +43,17 @@ type Status struct {
 // SetStatus posts s on commit sha of owner/repo, acting for installation
 // inst (ignored with token authentication).
 func (c *Client) SetStatus(ctx context.Context, inst int64, owner, repo, sha string, s Status) error {
+	name := s.Context
+	if name == "" {
+		name = "default" // what GitHub calls a status without a context
+	}
 	where := fmt.Sprintf("%s/%s@%s", owner, repo, sha)
 	if err := s.validate(); err != nil {
-		return fmt.Errorf("set status %s on %s: %w", s.Context, where, err)
+		return fmt.Errorf("set status %s on %s: %w", name, where, err)
 	}
 	api, err := c.installation(inst)
 	if err != nil {
-		return fmt.Errorf("set status %s on %s: %w", s.Context, where, err)
+		return fmt.Errorf("set status %s on %s: %w", name, where, err)
 	}
 
 	body := s.request()
@@ -58,7 +62,7 @@ func (c *Client) SetStatus(ctx context.Context, inst int64, owner, repo, sha str
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("set status %s on %s: %w", s.Context, where, err)
+		return fmt.Errorf("set status %s on %s: %w", name, where, err)
 	}
 
 	return nil

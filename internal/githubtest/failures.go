@@ -28,9 +28,16 @@ type pendingFailure struct {
 	left int
 }
 
-// Fail makes the next n requests that f matches fail as f says.
-// Failures queue up in the order they were added.
+// Fail makes the next n requests that f matches fail as f says; a zero
+// Status means 500. Failures queue up in the order they were added.
 func (s *Server) Fail(n int, f Failure) {
+	if n <= 0 {
+		return
+	}
+	if f.Status == 0 {
+		f.Status = http.StatusInternalServerError
+	}
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failures = append(s.failures, pendingFailure{Failure: f, left: n})

@@ -417,7 +417,7 @@ func TestFailures(t *testing.T) {
 		{name: "secondary rate limit",
 			fail:   func(s *Server) { s.SecondaryRateLimitNext(1, 3*time.Second) },
 			status: 403, header: map[string]string{"Retry-After": "3"},
-			doc:    "secondary-rate-limits"},
+			doc: "secondary-rate-limits"},
 		{name: "primary rate limit",
 			fail:   func(s *Server) { s.PrimaryRateLimitNext(1, 429, reset) },
 			status: 429, header: map[string]string{"X-RateLimit-Remaining": "0",
