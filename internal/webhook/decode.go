@@ -43,17 +43,32 @@ func decodePayload(kind string, body []byte) (decoded, error) {
 	case gh.PullRequestEvent:
 		return decodePullRequest(body)
 	default:
-		return decoded{ignore: "event " + kind}, nil
+		return decoded{ignore: "event " + clip(kind)}, nil
 	}
 }
+
+// pushDoc is the library's push payload with its commit list left
+// undecoded: yaci needs only the head commit, and the list is most of a
+// large payload's bytes and allocations.
+type pushDoc struct {
+	gh.PushPayload
+	Commits skipped `json:"commits"` // shadows PushPayload.Commits
+}
+
+// skipped is a JSON value that is checked for syntax but not decoded.
+type skipped struct{}
+
+// UnmarshalJSON ignores the value.
+func (*skipped) UnmarshalJSON([]byte) error { return nil }
 
 // decodePush decodes a push payload. Pushes of tags and deletions of
 // branches or tags start nothing, so they come back as ignored.
 func decodePush(body []byte) (decoded, error) {
-	var p gh.PushPayload
-	if err := json.Unmarshal(body, &p); err != nil {
+	var doc pushDoc
+	if err := json.Unmarshal(body, &doc); err != nil {
 		return decoded{}, fmt.Errorf("decode push payload: %w: %w", errBadPayload, err)
 	}
+	p := &doc.PushPayload
 
 	r := p.Repository
 	repo, err := requireRepo(r.Owner.Login, r.FullName, r.Name, r.CloneURL, r.Private)
@@ -93,9 +108,11 @@ func decodePush(body []byte) (decoded, error) {
 	}}, nil
 }
 
-// prExtra holds the pull_request fields that the library's payload type
-// leaves out.
+// prExtra holds the action, which decides whether the rest is worth
+// decoding (most pull_request deliveries are labels, reviews and edits),
+// and the field the library's payload type leaves out.
 type prExtra struct {
+	Action      string `json:"action"`
 	PullRequest struct {
 		AuthorAssociation string `json:"author_association"`
 	} `json:"pull_request"`
@@ -104,17 +121,16 @@ type prExtra struct {
 // decodePullRequest decodes a pull_request payload. Actions other than
 // handledActions come back as ignored.
 func decodePullRequest(body []byte) (decoded, error) {
-	var p gh.PullRequestPayload
-	if err := json.Unmarshal(body, &p); err != nil {
-		return decoded{}, fmt.Errorf("decode pull_request payload: %w: %w", errBadPayload, err)
-	}
-
-	if !handledActions[p.Action] {
-		return decoded{ignore: "pull_request action " + strconv.Quote(p.Action)}, nil
-	}
-
 	var extra prExtra
 	if err := json.Unmarshal(body, &extra); err != nil {
+		return decoded{}, fmt.Errorf("decode pull_request payload: %w: %w", errBadPayload, err)
+	}
+	if !handledActions[extra.Action] {
+		return decoded{ignore: "pull_request action " + strconv.Quote(clip(extra.Action))}, nil
+	}
+
+	var p gh.PullRequestPayload
+	if err := json.Unmarshal(body, &p); err != nil {
 		return decoded{}, fmt.Errorf("decode pull_request payload: %w: %w", errBadPayload, err)
 	}
 
@@ -189,7 +205,8 @@ func requireRepo(login, fullName, name, cloneURL string, private bool) (trigger.
 		Private:  private,
 	}
 	if repo.Owner == "" || repo.Name == "" || repo.CloneURL == "" {
-		return trigger.Repo{}, fmt.Errorf("%w: repository lacks owner, name or clone_url", errBadPayload)
+		return trigger.Repo{}, fmt.Errorf("%w: repository lacks owner, name or clone_url",
+			errBadPayload)
 	}
 
 	return repo, nil

@@ -354,7 +354,8 @@ func TestQueueFullThenRedelivery(t *testing.T) {
 		}
 	}
 	for range 2 { // a refused delivery is not remembered, so it is refused again
-		if got := send(t, srv.Client(), srv.URL, d("c")); got.code != http.StatusServiceUnavailable {
+		got := send(t, srv.Client(), srv.URL, d("c"))
+		if got.code != http.StatusServiceUnavailable {
 			t.Fatalf("delivery c on a full queue: status %d, want 503", got.code)
 		}
 	}
