@@ -1,0 +1,234 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+)
+
+// FailImage is the image that makes a pod fail: kwok ends pods whose main
+// container uses it with exit code 1, and all others with exit code 0. A
+// repository config chooses the outcome of its job with it.
+const FailImage = "kwok.local/fail:1"
+
+// NodeLabel marks the kwok nodes; every node carries "type: kwok".
+const NodeLabel = "type"
+
+// kwokStages are the stage files of kwok's own module that the harness
+// uses as they are: nodes become Ready and keep their lease, pods become
+// Running, and deleted pods go away.
+var kwokStages = []string{
+	"node/fast/node-initialize.yaml",
+	"node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+	"pod/fast/pod-ready.yaml",
+	"pod/fast/pod-delete.yaml",
+}
+
+func (c *Cluster) startKwok(ctx context.Context, o Options, p *pki, ps portSet) error {
+	src, err := moduleDir(ctx, c.Dir, "sigs.k8s.io/kwok@"+KwokVersion)
+	if err != nil {
+		return fmt.Errorf("kwok: read its stage files: %w", err)
+	}
+	cfg, err := c.kwokConfig(src)
+	if err != nil {
+		return fmt.Errorf("kwok: %w", err)
+	}
+	cfgPath := filepath.Join(c.Dir, "kwok.yaml")
+	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
+		return err
+	}
+	if err := c.installCRD(ctx, filepath.Join(src, "kustomize/crd/bases/kwok.x-k8s.io_logs.yaml")); err != nil {
+		return fmt.Errorf("kwok: %w", err)
+	}
+
+	proc, err := c.start("kwok",
+		"--kubeconfig="+c.Kubeconfig, "--config="+cfgPath,
+		// Logs objects are read from the apiserver, so the harness can give
+		// each pod its own log file (see podLogWriter).
+		"--enable-crds=Logs",
+		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+		"--node-lease-duration-seconds=40", "--cidr=10.244.0.0/16",
+		"--node-ip=127.0.0.1", "--node-port="+strconv.Itoa(ps.kwok),
+		"--server-address=127.0.0.1:"+strconv.Itoa(ps.kwok),
+		"--tls-cert-file="+p.ServingCert, "--tls-private-key-file="+p.ServeKey,
+	)
+	if err != nil {
+		return err
+	}
+
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	if err := c.startPodLogWriter(cs); err != nil {
+		return fmt.Errorf("kwok: start pod log writer: %w", err)
+	}
+	for i := range o.Nodes {
+		if err := createNode(ctx, cs, fmt.Sprintf("kwok-node-%d", i)); err != nil {
+			return err
+		}
+	}
+
+	return proc.waitReady(ctx, startTimeout, func(ctx context.Context) error {
+		return nodesReady(ctx, cs, o.Nodes)
+	})
+}
+
+// kwokConfig assembles kwok's configuration: its own stages, plus a
+// complete stage split in two so that the image decides success or
+// failure, plus a default log for pods the log writer has not seen.
+func (c *Cluster) kwokConfig(src string) ([]byte, error) {
+	var out bytes.Buffer
+	for _, f := range kwokStages {
+		data, err := os.ReadFile(filepath.Join(src, "kustomize/stage", f))
+		if err != nil {
+			return nil, err
+		}
+		out.WriteString("---\n")
+		out.Write(data)
+	}
+
+	complete, err := os.ReadFile(filepath.Join(src, "kustomize/stage/pod/fast/pod-complete.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	succeed, err := imageStage(complete, "pod-complete", "NotIn", nil)
+	if err != nil {
+		return nil, err
+	}
+	fail, err := imageStage(complete, "pod-fail", "In", strings.NewReplacer(
+		"exitCode: 0", "exitCode: 1",
+		"reason: Completed", "reason: Error",
+		"phase: Succeeded", "phase: Failed",
+	))
+	if err != nil {
+		return nil, err
+	}
+	out.WriteString("---\n")
+	out.Write(succeed)
+	out.WriteString("---\n")
+	out.Write(fail)
+
+	defaultLog := filepath.Join(c.Dir, "kwok-logs", "default.log")
+	if err := os.MkdirAll(filepath.Dir(defaultLog), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(defaultLog, criLines("stdout", "kwok: no log was written for this pod"), 0o644); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(&out, `---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: default
+spec:
+  selector: {}
+  logs:
+  - logsFile: %s
+`, defaultLog)
+
+	return out.Bytes(), nil
+}
+
+// imageStage renames kwok's pod-complete stage and limits it to pods whose
+// containers do (In) or do not (NotIn) use FailImage. replace, when not
+// nil, rewrites the status template to describe the other outcome.
+func imageStage(complete []byte, name, op string, replace *strings.Replacer) ([]byte, error) {
+	var stage map[string]any
+	if err := yaml.Unmarshal(complete, &stage); err != nil {
+		return nil, fmt.Errorf("parse pod-complete stage: %w", err)
+	}
+	meta, _ := stage["metadata"].(map[string]any)
+	spec, _ := stage["spec"].(map[string]any)
+	sel, _ := spec["selector"].(map[string]any)
+	exprs, _ := sel["matchExpressions"].([]any)
+	next, _ := spec["next"].(map[string]any)
+	tmpl, _ := next["statusTemplate"].(string)
+	if meta == nil || sel == nil || next == nil || tmpl == "" {
+		return nil, fmt.Errorf("pod-complete stage of kwok %s has an unexpected shape", KwokVersion)
+	}
+
+	meta["name"] = name
+	sel["matchExpressions"] = append(exprs, map[string]any{
+		"key": ".spec.containers.[].image", "operator": op, "values": []any{FailImage},
+	})
+	if replace != nil {
+		next["statusTemplate"] = replace.Replace(tmpl)
+	}
+
+	return yaml.Marshal(stage)
+}
+
+func (c *Cluster) installCRD(ctx context.Context, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	obj := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal(data, &obj.Object); err != nil {
+		return fmt.Errorf("parse %s: %w", path, err)
+	}
+	dc, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	_, err = dc.Resource(gvr).Create(ctx, obj, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create CRD %s: %w", obj.GetName(), err)
+	}
+
+	return nil
+}
+
+func createNode(ctx context.Context, cs kubernetes.Interface, name string) error {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+		Name: name,
+		Annotations: map[string]string{
+			"node.alpha.kubernetes.io/ttl": "0",
+			"kwok.x-k8s.io/node":           "fake",
+		},
+		Labels: map[string]string{
+			"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+			"kubernetes.io/arch": "amd64", NodeLabel: "kwok",
+		},
+	}}
+	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create node %s: %w", name, err)
+	}
+
+	return nil
+}
+
+func nodesReady(ctx context.Context, cs kubernetes.Interface, want int) error {
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: NodeLabel + "=kwok"})
+	if err != nil {
+		return err
+	}
+	ready := 0
+	for _, n := range nodes.Items {
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				ready++
+			}
+		}
+	}
+	if ready < want {
+		return fmt.Errorf("%d of %d kwok nodes Ready", ready, want)
+	}
+
+	return nil
+}
