@@ -39,7 +39,7 @@ func TestClassify(t *testing.T) {
 		{"secondary rate limit", &gh.AbuseRateLimitError{RetryAfter: &fiveSeconds,
 			Response: response(403)}, true, fiveSeconds},
 		{"secondary rate limit without a wait", &gh.AbuseRateLimitError{Response: response(403)},
-			true, 0},
+			true, time.Minute},
 		{"server error", &gh.ErrorResponse{Response: response(500)}, true, 0},
 		{"server error with retry-after", &gh.ErrorResponse{Response: response(503, "Retry-After", "7")},
 			true, 7 * time.Second},

@@ -106,7 +106,8 @@ func TestNewValidates(t *testing.T) {
 		{"token and app", github.Options{Token: github.Secret("t"), AppID: 1, AppKey: pemKey}, false},
 		{"app id without key", github.Options{AppID: 1}, false},
 		{"key without app id", github.Options{AppKey: pemKey}, false},
-		{"key that is not pem", github.Options{AppID: 1, AppKey: github.Secret("not-a-key-SECRET")}, false},
+		{"key that is not pem",
+			github.Options{AppID: 1, AppKey: github.Secret("not-a-key-SECRET")}, false},
 		{"base url not http", github.Options{Token: github.Secret("t"), BaseURL: "ftp://x/"}, false},
 		{"negative retry", github.Options{Token: github.Secret("t"),
 			Retry: github.RetryPolicy{MaxAttempts: -1}}, false},
@@ -138,6 +139,7 @@ func TestReadFile(t *testing.T) {
 	s.SetFile(owner, repo, "main", "ci/nested dir/conf.yml", config)
 	s.SetFile(owner, repo, "main", "manifests/large.yaml", big)
 	s.SetFile(owner, repo, "main", "too-big.yml", bytes.Repeat([]byte("a"), 100))
+	s.SetFile(owner, repo, "main", "v1..v2.yml", config)
 
 	tests := []struct {
 		name    string
@@ -160,6 +162,7 @@ func TestReadFile(t *testing.T) {
 		{name: "missing file", path: "nope.yml", ref: "main", wantErr: github.ErrNotFound, calls: 1},
 		{name: "missing ref", path: ".yaci.yml", ref: "gone", wantErr: github.ErrNotFound, calls: 1},
 		{name: "directory", path: "ci", ref: "main", wantErr: github.ErrNotFile, calls: 1},
+		{name: "dots inside a name", path: "v1..v2.yml", ref: "main", want: config, calls: 1},
 		{name: "path escaping the repo", path: "../x", ref: "main", calls: 0},
 	}
 	for _, tc := range tests {
@@ -343,7 +346,8 @@ func TestCloneTokenApp(t *testing.T) {
 	if _, err := reader.ReadFile(t.Context(), 0, owner, repo, "f", ""); err != nil {
 		t.Errorf("the clone token cannot read its repository: %v", err)
 	}
-	if _, err := reader.ReadFile(t.Context(), 0, owner, "other", "f", ""); !errors.Is(err, github.ErrNotFound) {
+	_, err = reader.ReadFile(t.Context(), 0, owner, "other", "f", "")
+	if !errors.Is(err, github.ErrNotFound) {
 		t.Errorf("the clone token reads another repository: %v", err)
 	}
 	err = reader.SetStatus(t.Context(), 0, owner, repo, sha, github.Status{State: "success"})

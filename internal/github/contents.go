@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	gh "github.com/google/go-github/v62/github"
@@ -46,14 +47,15 @@ func (c *Client) ReadFile(ctx context.Context, inst int64, owner, repo, path, re
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
-	if key.path == "" || strings.Contains(key.path, "..") {
+	if key.path == "" || slices.Contains(strings.Split(key.path, "/"), "..") {
 		return nil, fmt.Errorf("read %s: %w", key,
 			&permanentError{err: errors.New("path must name a file inside the repository")})
 	}
 
 	var body []byte
 	err = c.call(ctx, OpGetContent, func(ctx context.Context) error {
-		body, err = c.fetchFile(ctx, api, key)
+		b, err := c.fetchFile(ctx, api, key)
+		body = b
 		return err
 	})
 	if err != nil {

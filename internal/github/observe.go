@@ -29,7 +29,8 @@ type Observation struct {
 	// RateRemaining is the X-RateLimit-Remaining GitHub reported with
 	// the response, or -1 when there was none.
 	RateRemaining int
-	Duration      time.Duration
+	// Duration is the time until the response's headers arrived.
+	Duration time.Duration
 }
 
 // observer wraps the base transport to log and observe every request,

@@ -150,7 +150,7 @@ func (c *Client) call(ctx context.Context, op string, attempt func(context.Conte
 // plain error to back off and retry, a waitError to wait as GitHub asked,
 // or backoff.Permanent to stop.
 func (c *Client) decide(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || IsPermanent(err) {
 		return backoff.Permanent(err)
 	}
 
@@ -190,6 +190,10 @@ func fitsDeadline(ctx context.Context, d time.Duration) bool {
 	return !ok || time.Until(deadline) > d
 }
 
+// secondaryLimitWait is how long GitHub's documentation says to wait
+// after a secondary rate limit that names no time.
+const secondaryLimitWait = time.Minute
+
 // classify says whether an attempt's error is worth retrying and how long
 // GitHub asked to wait first (zero: back off as usual). It looks only at
 // error types and response status and headers, never at message text.
@@ -205,7 +209,10 @@ func classify(err error) (retry bool, wait time.Duration) {
 	case errors.As(err, &rateErr):
 		return true, time.Until(rateErr.Rate.Reset.Time)
 	case errors.As(err, &abuseErr):
-		return true, abuseErr.GetRetryAfter()
+		if abuseErr.RetryAfter == nil {
+			return true, secondaryLimitWait
+		}
+		return true, *abuseErr.RetryAfter
 	case errors.As(err, &respErr):
 		return classifyResponse(respErr.Response)
 	case errors.As(err, &appErr):

@@ -79,8 +79,13 @@ func TestRetries(t *testing.T) {
 				s.PrimaryRateLimitNext(1, http.StatusForbidden, time.Now().Add(time.Hour))
 			},
 			calls: 1, retryAfter: 59 * time.Minute},
+		{name: "secondary rate limit naming no wait is handed back",
+			fail:  func(s *githubtest.Server) { s.SecondaryRateLimitNext(1, 0) },
+			calls: 1, retryAfter: 59 * time.Second},
 		{name: "retry-after beyond the deadline is handed back at once",
-			fail:  func(s *githubtest.Server) { s.FailNext(1, http.StatusServiceUnavailable, 3*time.Second) },
+			fail: func(s *githubtest.Server) {
+				s.FailNext(1, http.StatusServiceUnavailable, 3*time.Second)
+			},
 			ctx:   time.Second,
 			calls: 1, retryAfter: 2 * time.Second},
 		{name: "404 is not retried",

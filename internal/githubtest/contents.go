@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -196,7 +197,7 @@ func wantsRaw(r *http.Request) bool {
 // serveRepresentation answers with v as JSON, or 304 when the client
 // already holds it.
 func (s *Server) serveRepresentation(w http.ResponseWriter, r *http.Request, v any) {
-	body, err := jsonBytes(v)
+	body, err := json.Marshal(v)
 	if err != nil {
 		s.t.Errorf("githubtest: encode content: %v", err)
 		return

@@ -142,9 +142,14 @@ func newSpec(doc *openapi3.T) (*spec, error) {
 			s.routes = append(s.routes, r)
 		}
 	}
-	// Literal segments before parameters, so /a/b wins over /a/{x}.
+	// Fewer parameters first, so /a/b wins over /a/{x}; then by path, so
+	// that matching does not depend on map order.
 	sort.Slice(s.routes, func(i, j int) bool {
-		return strings.Count(s.routes[i].path, "{") < strings.Count(s.routes[j].path, "{")
+		a, b := s.routes[i], s.routes[j]
+		if na, nb := strings.Count(a.path, "{"), strings.Count(b.path, "{"); na != nb {
+			return na < nb
+		}
+		return a.path+a.method < b.path+b.method
 	})
 
 	return s, nil

@@ -300,6 +300,3 @@ func randomID(n int) string {
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%X", b)
 }
-
-// jsonBytes encodes v as writeJSON does.
-func jsonBytes(v any) ([]byte, error) { return json.Marshal(v) }

@@ -156,7 +156,8 @@ func TestGetContent(t *testing.T) {
 		{name: "missing file", path: "/repos/octo/hello/contents/nope.yml", status: 404},
 		{name: "missing ref", path: "/repos/octo/hello/contents/.yaci.yml?ref=other", status: 404},
 		{name: "no token", path: "/repos/octo/hello/contents/.yaci.yml", auth: "-", status: 401},
-		{name: "unknown token", path: "/repos/octo/hello/contents/.yaci.yml", auth: "token nope", status: 401},
+		{name: "unknown token", path: "/repos/octo/hello/contents/.yaci.yml",
+			auth: "token nope", status: 401},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,7 +253,8 @@ func TestCreateStatus(t *testing.T) {
 		body: map[string]any{"state": "success", "context": "yaci/push/test"}})
 
 	got := s.Statuses("Octo", "Hello", sha)
-	if len(got) != 2 || got[0].State != "pending" || got[0].TargetURL != "https://yaci.example/runs/1" ||
+	if len(got) != 2 || got[0].State != "pending" ||
+		got[0].TargetURL != "https://yaci.example/runs/1" ||
 		got[1].State != "success" || got[1].Description != "" {
 		t.Errorf("recorded %+v", got)
 	}
@@ -263,7 +265,8 @@ func TestCreateStatus(t *testing.T) {
 	long := strings.Repeat("é", maxDescription+1)
 	resp, body = send(t, s, request{method: "POST", path: path, auth: "token " + testToken,
 		body: map[string]any{"state": "failure", "description": long}})
-	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), "too long") {
+	if resp.StatusCode != http.StatusUnprocessableEntity ||
+		!strings.Contains(string(body), "too long") {
 		t.Errorf("description over 140 characters: status %d: %s", resp.StatusCode, body)
 	}
 }
