@@ -125,7 +125,7 @@ func (d delivery) request(t testing.TB, url string) *http.Request {
 	return req
 }
 
-// reply is what the intake answered.
+// answer is what the intake answered.
 type answer struct {
 	code  int
 	body  string
