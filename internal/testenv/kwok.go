@@ -28,14 +28,18 @@ const FailImage = "kwok.local/fail:1"
 const NodeLabel = "type"
 
 // kwokStages are the stage files of kwok's own module that the harness
-// uses as they are: nodes become Ready and keep their lease, pods become
-// Running, and deleted pods go away.
+// uses as they are: nodes become Ready and keep their lease, and deleted
+// pods go away.
 var kwokStages = []string{
 	"node/fast/node-initialize.yaml",
 	"node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
-	"pod/fast/pod-ready.yaml",
 	"pod/fast/pod-delete.yaml",
 }
+
+// logsAnnotation gates kwok's pod-ready stage: the pod log writer sets it
+// once the pod's log is registered, so no pod can finish, and have its log
+// read, before kwok knows where that log is.
+const logsAnnotation = "testenv.yaci.dev/logs"
 
 func (c *Cluster) startKwok(ctx context.Context, o Options, p *pki, ps portSet) error {
 	src, err := moduleDir(ctx, c.Dir, "sigs.k8s.io/kwok@"+KwokVersion)
@@ -101,15 +105,25 @@ func (c *Cluster) kwokConfig(src string) ([]byte, error) {
 		out.Write(data)
 	}
 
+	ready, err := os.ReadFile(filepath.Join(src, "kustomize/stage/pod/fast/pod-ready.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	gated, err := amendStage(ready, "pod-ready",
+		selectorExpr(`.metadata.annotations["`+logsAnnotation+`"]`, "In", "written"), nil)
+	if err != nil {
+		return nil, err
+	}
 	complete, err := os.ReadFile(filepath.Join(src, "kustomize/stage/pod/fast/pod-complete.yaml"))
 	if err != nil {
 		return nil, err
 	}
-	succeed, err := imageStage(complete, "pod-complete", "NotIn", nil)
+	const images = ".spec.containers.[].image"
+	succeed, err := amendStage(complete, "pod-complete", selectorExpr(images, "NotIn", FailImage), nil)
 	if err != nil {
 		return nil, err
 	}
-	fail, err := imageStage(complete, "pod-fail", "In", strings.NewReplacer(
+	fail, err := amendStage(complete, "pod-fail", selectorExpr(images, "In", FailImage), strings.NewReplacer(
 		"exitCode: 0", "exitCode: 1",
 		"reason: Completed", "reason: Error",
 		"phase: Succeeded", "phase: Failed",
@@ -117,10 +131,10 @@ func (c *Cluster) kwokConfig(src string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out.WriteString("---\n")
-	out.Write(succeed)
-	out.WriteString("---\n")
-	out.Write(fail)
+	for _, stage := range [][]byte{gated, succeed, fail} {
+		out.WriteString("---\n")
+		out.Write(stage)
+	}
 
 	defaultLog := filepath.Join(c.Dir, "kwok-logs", "default.log")
 	if err := os.MkdirAll(filepath.Dir(defaultLog), 0o755); err != nil {
@@ -143,13 +157,17 @@ spec:
 	return out.Bytes(), nil
 }
 
-// imageStage renames kwok's pod-complete stage and limits it to pods whose
-// containers do (In) or do not (NotIn) use FailImage. replace, when not
-// nil, rewrites the status template to describe the other outcome.
-func imageStage(complete []byte, name, op string, replace *strings.Replacer) ([]byte, error) {
+func selectorExpr(key, op, value string) map[string]any {
+	return map[string]any{"key": key, "operator": op, "values": []any{value}}
+}
+
+// amendStage renames one of kwok's stages and narrows its selector by
+// expr. replace, when not nil, rewrites the status template, to describe
+// another outcome than the original stage does.
+func amendStage(stageYAML []byte, name string, expr map[string]any, replace *strings.Replacer) ([]byte, error) {
 	var stage map[string]any
-	if err := yaml.Unmarshal(complete, &stage); err != nil {
-		return nil, fmt.Errorf("parse pod-complete stage: %w", err)
+	if err := yaml.Unmarshal(stageYAML, &stage); err != nil {
+		return nil, fmt.Errorf("parse stage for %s: %w", name, err)
 	}
 	meta, _ := stage["metadata"].(map[string]any)
 	spec, _ := stage["spec"].(map[string]any)
@@ -158,13 +176,11 @@ func imageStage(complete []byte, name, op string, replace *strings.Replacer) ([]
 	next, _ := spec["next"].(map[string]any)
 	tmpl, _ := next["statusTemplate"].(string)
 	if meta == nil || sel == nil || next == nil || tmpl == "" {
-		return nil, fmt.Errorf("pod-complete stage of kwok %s has an unexpected shape", KwokVersion)
+		return nil, fmt.Errorf("stage for %s: kwok %s stage has an unexpected shape", name, KwokVersion)
 	}
 
 	meta["name"] = name
-	sel["matchExpressions"] = append(exprs, map[string]any{
-		"key": ".spec.containers.[].image", "operator": op, "values": []any{FailImage},
-	})
+	sel["matchExpressions"] = append(exprs, expr)
 	if replace != nil {
 		next["statusTemplate"] = replace.Replace(tmpl)
 	}

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -47,10 +48,10 @@ func (c *Cluster) startPodLogWriter(cs kubernetes.Interface) error {
 	_, err = pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			pod, ok := obj.(*corev1.Pod)
-			if !ok || !ownedByJob(pod) {
+			if !ok {
 				return
 			}
-			if err := writePodLogs(ctx, dc, dir, pod); err != nil {
+			if err := registerPod(ctx, cs, dc, dir, pod); err != nil {
 				fmt.Fprintf(os.Stderr, "testenv: log for pod %s/%s: %v\n", pod.Namespace, pod.Name, err)
 			}
 		},
@@ -61,6 +62,12 @@ func (c *Cluster) startPodLogWriter(cs kubernetes.Interface) error {
 	}
 
 	factory.Start(ctx.Done())
+	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			cancel()
+			return fmt.Errorf("sync %v informer", typ)
+		}
+	}
 	c.stopWriter = cancel
 	c.writerDone = make(chan struct{})
 	go func() {
@@ -70,6 +77,26 @@ func (c *Cluster) startPodLogWriter(cs kubernetes.Interface) error {
 	}()
 
 	return nil
+}
+
+// registerPod writes the logs of a Job's pod, then marks the pod so that
+// kwok lets it run (see logsAnnotation). Other pods are only marked.
+func registerPod(ctx context.Context, cs kubernetes.Interface, dc dynamic.Interface, dir string, pod *corev1.Pod) error {
+	if pod.Annotations[logsAnnotation] != "" {
+		return nil
+	}
+	if ownedByJob(pod) {
+		if err := writePodLogs(ctx, dc, dir, pod); err != nil {
+			return err
+		}
+	}
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"written"}}}`, logsAnnotation)
+	_, err := cs.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+
+	return err
 }
 
 func ownedByJob(pod *corev1.Pod) bool {
