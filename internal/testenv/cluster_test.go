@@ -265,3 +265,78 @@ replace (
 		t.Errorf("staging = %v", staging)
 	}
 }
+
+// TestPullErrorImage checks the stand-in for an image that cannot be
+// pulled: the pod waits in ImagePullBackOff and never runs.
+func TestPullErrorImage(t *testing.T) {
+	cfg, ns := Namespace(t)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+
+	job := createJob(ctx, t, cs, ns, "pull", PullErrorImage, "true")
+	w, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		pod, ok := ev.Object.(*corev1.Pod)
+		if !ok {
+			continue
+		}
+		if pod.Status.Phase != corev1.PodPending {
+			t.Fatalf("pod %s reached phase %s, want it to stay Pending", pod.Name, pod.Status.Phase)
+		}
+		for _, st := range pod.Status.ContainerStatuses {
+			if st.State.Waiting != nil && st.State.Waiting.Reason == "ImagePullBackOff" {
+				if !strings.Contains(st.State.Waiting.Message, PullErrorImage) {
+					t.Errorf("waiting message %q does not name the image", st.State.Waiting.Message)
+				}
+				return
+			}
+		}
+	}
+	t.Fatalf("pod never reported ImagePullBackOff: %v", ctx.Err())
+}
+
+// TestRunFor checks that RunForEnv keeps a pod Running for the duration
+// it names before the pod completes.
+func TestRunFor(t *testing.T) {
+	cfg, ns := Namespace(t)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+
+	const runFor = 3 * time.Second
+	zero := int32(0)
+	job, err := cs.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "slow"},
+		Spec: batchv1.JobSpec{BackoffLimit: &zero, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "run", Image: "busybox:1", Command: []string{"true"},
+				Env: []corev1.EnvVar{{Name: RunForEnv, Value: runFor.String()}},
+			}},
+		}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitJobFinished(ctx, t, cs, ns, job.Name); got != batchv1.JobComplete {
+		t.Fatalf("job ended %s", got)
+	}
+
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("pods: %v", err)
+	}
+	term := pods.Items[0].Status.ContainerStatuses[0].State.Terminated
+	if term == nil || pods.Items[0].Status.StartTime == nil {
+		t.Fatalf("pod status lacks start or end: %+v", pods.Items[0].Status)
+	}
+	// Status times have one-second resolution.
+	if ran := term.FinishedAt.Sub(pods.Items[0].Status.StartTime.Time); ran < runFor-time.Second {
+		t.Errorf("pod ran %s, want about %s", ran, runFor)
+	}
+}

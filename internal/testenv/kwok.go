@@ -24,6 +24,14 @@ import (
 // repository config chooses the outcome of its job with it.
 const FailImage = "kwok.local/fail:1"
 
+// PullErrorImage is an image kwok pretends cannot be pulled: the pod stays
+// Pending with its container waiting in ImagePullBackOff.
+const PullErrorImage = "kwok.local/pull-error:1"
+
+// RunForEnv is an environment variable a job can set to a Go duration
+// ("30s") to keep its pod Running that long before it ends.
+const RunForEnv = "KWOK_RUN_FOR"
+
 // NodeLabel marks the kwok nodes; every node carries "type: kwok".
 const NodeLabel = "type"
 
@@ -109,32 +117,41 @@ func (c *Cluster) kwokConfig(src string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	gated, err := amendStage(ready, "pod-ready",
-		selectorExpr(`.metadata.annotations["`+logsAnnotation+`"]`, "In", "written"), nil)
-	if err != nil {
-		return nil, err
-	}
 	complete, err := os.ReadFile(filepath.Join(src, "kustomize/stage/pod/fast/pod-complete.yaml"))
 	if err != nil {
 		return nil, err
 	}
 	const images = ".spec.containers.[].image"
-	succeed, err := amendStage(complete, "pod-complete", selectorExpr(images, "NotIn", FailImage), nil)
-	if err != nil {
-		return nil, err
+	// A pod runs for the duration its RunForEnv variable names, if any.
+	runFor := `.spec.containers.[].env.[]? | select(.name == "` + RunForEnv + `") | .value`
+	edits := []struct {
+		base []byte
+		edit stageEdit
+	}{
+		{ready, stageEdit{name: "pod-ready", exprs: []map[string]any{
+			selectorExpr(`.metadata.annotations["`+logsAnnotation+`"]`, "In", "written"),
+			selectorExpr(images, "NotIn", PullErrorImage),
+		}}},
+		{complete, stageEdit{name: "pod-complete", delayFrom: runFor, exprs: []map[string]any{
+			selectorExpr(images, "NotIn", FailImage),
+		}}},
+		{complete, stageEdit{name: "pod-fail", delayFrom: runFor, exprs: []map[string]any{
+			selectorExpr(images, "In", FailImage),
+		}, replace: strings.NewReplacer(
+			"exitCode: 0", "exitCode: 1",
+			"reason: Completed", "reason: Error",
+			"phase: Succeeded", "phase: Failed",
+		)}},
 	}
-	fail, err := amendStage(complete, "pod-fail", selectorExpr(images, "In", FailImage), strings.NewReplacer(
-		"exitCode: 0", "exitCode: 1",
-		"reason: Completed", "reason: Error",
-		"phase: Succeeded", "phase: Failed",
-	))
-	if err != nil {
-		return nil, err
-	}
-	for _, stage := range [][]byte{gated, succeed, fail} {
+	for _, e := range edits {
+		stage, err := amendStage(e.base, e.edit)
+		if err != nil {
+			return nil, err
+		}
 		out.WriteString("---\n")
 		out.Write(stage)
 	}
+	out.WriteString(pullErrorStage)
 
 	defaultLog := filepath.Join(c.Dir, "kwok-logs", "default.log")
 	if err := os.MkdirAll(filepath.Dir(defaultLog), 0o755); err != nil {
@@ -161,13 +178,23 @@ func selectorExpr(key, op, value string) map[string]any {
 	return map[string]any{"key": key, "operator": op, "values": []any{value}}
 }
 
-// amendStage renames one of kwok's stages and narrows its selector by
-// expr. replace, when not nil, rewrites the status template, to describe
-// another outcome than the original stage does.
-func amendStage(stageYAML []byte, name string, expr map[string]any, replace *strings.Replacer) ([]byte, error) {
+// stageEdit says how to derive a stage from one of kwok's own.
+type stageEdit struct {
+	name string
+	// exprs narrow the stage's selector.
+	exprs []map[string]any
+	// replace, when not nil, rewrites the status template, to describe
+	// another outcome than the original stage does.
+	replace *strings.Replacer
+	// delayFrom, when set, is a jq expression on the pod whose value (a
+	// Go duration) delays the stage.
+	delayFrom string
+}
+
+func amendStage(stageYAML []byte, e stageEdit) ([]byte, error) {
 	var stage map[string]any
 	if err := yaml.Unmarshal(stageYAML, &stage); err != nil {
-		return nil, fmt.Errorf("parse stage for %s: %w", name, err)
+		return nil, fmt.Errorf("parse stage for %s: %w", e.name, err)
 	}
 	meta, _ := stage["metadata"].(map[string]any)
 	spec, _ := stage["spec"].(map[string]any)
@@ -176,17 +203,91 @@ func amendStage(stageYAML []byte, name string, expr map[string]any, replace *str
 	next, _ := spec["next"].(map[string]any)
 	tmpl, _ := next["statusTemplate"].(string)
 	if meta == nil || sel == nil || next == nil || tmpl == "" {
-		return nil, fmt.Errorf("stage for %s: kwok %s stage has an unexpected shape", name, KwokVersion)
+		return nil, fmt.Errorf("stage for %s: kwok %s stage has an unexpected shape", e.name, KwokVersion)
 	}
 
-	meta["name"] = name
-	sel["matchExpressions"] = append(exprs, expr)
-	if replace != nil {
-		next["statusTemplate"] = replace.Replace(tmpl)
+	meta["name"] = e.name
+	for _, x := range e.exprs {
+		exprs = append(exprs, x)
+	}
+	sel["matchExpressions"] = exprs
+	if e.replace != nil {
+		next["statusTemplate"] = e.replace.Replace(tmpl)
+	}
+	if e.delayFrom != "" {
+		spec["delay"] = map[string]any{
+			"durationMilliseconds": 0,
+			"durationFrom":         map[string]any{"jq": map[string]any{"expression": e.delayFrom}},
+		}
 	}
 
 	return yaml.Marshal(stage)
 }
+
+// pullErrorStage leaves pods whose image is PullErrorImage Pending with
+// their main container waiting in ImagePullBackOff, as a kubelet does for
+// an image that does not exist. The clone init container has finished.
+var pullErrorStage = `---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-pull-error
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values: ['Pending']
+    - key: '.metadata.annotations["` + logsAnnotation + `"]'
+      operator: 'In'
+      values: ['written']
+    - key: '.spec.containers.[].image'
+      operator: 'In'
+      values: ['` + PullErrorImage + `']
+    - key: '.status.containerStatuses.[].state.waiting.reason'
+      operator: 'DoesNotExist'
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      conditions:
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "True"
+        type: Initialized
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        type: Ready
+        reason: ContainersNotReady
+      initContainerStatuses:
+      {{ range .spec.initContainers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 0
+        state:
+          terminated:
+            exitCode: 0
+            reason: Completed
+            startedAt: {{ $now | Quote }}
+            finishedAt: {{ $now | Quote }}
+      {{ end }}
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 0
+        state:
+          waiting:
+            reason: ImagePullBackOff
+            message: {{ printf "Back-off pulling image %q" .image | Quote }}
+      {{ end }}
+      phase: Pending
+`
 
 func (c *Cluster) installCRD(ctx context.Context, path string) error {
 	data, err := os.ReadFile(path)
