@@ -51,7 +51,10 @@ func (c *Cluster) startPodLogWriter(cs kubernetes.Interface) error {
 			if !ok {
 				return
 			}
-			if err := registerPod(ctx, cs, dc, dir, pod); err != nil {
+			err := registerPod(ctx, cs, dc, dir, pod)
+			// A test that ended deletes its namespace; its last pods
+			// need no log.
+			if err != nil && ctx.Err() == nil && !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 				fmt.Fprintf(os.Stderr, "testenv: log for pod %s/%s: %v\n", pod.Namespace, pod.Name, err)
 			}
 		},

