@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // Environment variables through which "yaci-cluster exec" hands its
@@ -145,4 +147,26 @@ func connect() (*rest.Config, string, error) {
 	shared.cluster = c
 
 	return c.Config, c.LogDir, nil
+}
+
+// Kubeconfig writes a kubeconfig file for cfg whose current context uses
+// namespace, for tests that run yaci as a separate process.
+func Kubeconfig(t testing.TB, cfg *rest.Config, namespace string) string {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["testenv"] = &clientcmdapi.Cluster{
+		Server:                   cfg.Host,
+		CertificateAuthority:     cfg.CAFile,
+		CertificateAuthorityData: cfg.CAData,
+	}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
+	kc.Contexts["testenv"] = &clientcmdapi.Context{Cluster: "testenv", AuthInfo: "admin", Namespace: namespace}
+	kc.CurrentContext = "testenv"
+
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+
+	return path
 }

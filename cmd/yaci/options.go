@@ -1,0 +1,181 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/yaci-ci/yaci/internal/github"
+	"github.com/yaci-ci/yaci/internal/launch"
+)
+
+// serveOptions are the settings of "yaci serve". Each is a flag with an
+// environment variable as its twin; a flag given on the command line wins.
+// Secrets are never option values: options name the files they are in.
+type serveOptions struct {
+	Listen            string
+	WebhookSecretFile string
+	GitHubAPIURL      string
+	GitHubTokenFile   string
+	GitHubAppID       int64
+	GitHubAppKeyFile  string
+	Kubeconfig        string
+	Namespace         string
+	PublicURL         string
+	DataDir           string
+	CloneImage        string
+	DefaultTimeout    time.Duration
+	MaxTimeout        time.Duration
+	QueueSize         int
+	Workers           int
+	LogFormat         string
+	LogLevel          string
+}
+
+// flagSpec ties a flag to its environment twin.
+type flagSpec struct{ flag, env string }
+
+var serveEnv = []flagSpec{
+	{"listen", "YACI_LISTEN"},
+	{"webhook-secret-file", "YACI_WEBHOOK_SECRET_FILE"},
+	{"github-api-url", "YACI_GITHUB_API_URL"},
+	{"github-token-file", "YACI_GITHUB_TOKEN_FILE"},
+	{"github-app-id", "YACI_GITHUB_APP_ID"},
+	{"github-app-key-file", "YACI_GITHUB_APP_KEY_FILE"},
+	{"kubeconfig", "KUBECONFIG"},
+	{"namespace", "YACI_NAMESPACE"},
+	{"public-url", "YACI_PUBLIC_URL"},
+	{"data-dir", "YACI_DATA_DIR"},
+	{"clone-image", "YACI_CLONE_IMAGE"},
+	{"default-timeout", "YACI_DEFAULT_TIMEOUT"},
+	{"max-timeout", "YACI_MAX_TIMEOUT"},
+	{"queue-size", "YACI_QUEUE_SIZE"},
+	{"workers", "YACI_WORKERS"},
+	{"log-format", "YACI_LOG_FORMAT"},
+	{"log-level", "YACI_LOG_LEVEL"},
+}
+
+func (o *serveOptions) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.Listen, "listen", ":8080", "address to serve webhooks, pages and health checks on")
+	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (required)")
+	fs.StringVar(&o.GitHubAPIURL, "github-api-url", github.DefaultBaseURL, "GitHub REST API root; GitHub Enterprise Server: https://HOST/api/v3/")
+	fs.StringVar(&o.GitHubTokenFile, "github-token-file", "", "file holding a GitHub token (token auth)")
+	fs.Int64Var(&o.GitHubAppID, "github-app-id", 0, "GitHub App id (App auth, with --github-app-key-file)")
+	fs.StringVar(&o.GitHubAppKeyFile, "github-app-key-file", "", "file holding the GitHub App's PEM private key")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file; in-cluster config when empty")
+	fs.StringVar(&o.Namespace, "namespace", "", "namespace for Jobs (default: the pod's own namespace, else the kubeconfig's)")
+	fs.StringVar(&o.PublicURL, "public-url", "", "yaci's public base URL, used in Details links (statuses carry no link when empty)")
+	fs.StringVar(&o.DataDir, "data-dir", "", "folder for local state such as the log archive")
+	fs.StringVar(&o.CloneImage, "clone-image", launch.DefaultCloneImage, "image with git and sh that clones the commit")
+	fs.DurationVar(&o.DefaultTimeout, "default-timeout", launch.DefaultTimeout, "timeout of a job whose config sets none")
+	fs.DurationVar(&o.MaxTimeout, "max-timeout", launch.DefaultMaxTimeout, "longest timeout a job's config may set")
+	fs.IntVar(&o.QueueSize, "queue-size", 1000, "webhook deliveries held for the workers; when full, deliveries get 503")
+	fs.IntVar(&o.Workers, "workers", 4, "deliveries handled at once")
+	fs.StringVar(&o.LogFormat, "log-format", "auto", "log format: json, text, or auto (text on a terminal, else json)")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// applyEnv sets each flag that the command line did not set from its
+// environment twin, through the flag's own parser, so a bad value in the
+// environment is refused as clearly as a bad flag.
+func applyEnv(fs *flag.FlagSet, specs []flagSpec, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	for _, s := range specs {
+		v := getenv(s.env)
+		if given[s.flag] || v == "" {
+			continue
+		}
+		if err := fs.Set(s.flag, v); err != nil {
+			return fmt.Errorf("%s=%q (for --%s): %w", s.env, v, s.flag, err)
+		}
+	}
+
+	return nil
+}
+
+// errOptions marks every problem Validate finds, so main can tell a user
+// error from a failure.
+var errOptions = errors.New("invalid options")
+
+// Validate checks the options without touching files or the network, and
+// reports every problem at once.
+func (o serveOptions) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{errOptions}, args...)...))
+	}
+
+	if o.WebhookSecretFile == "" {
+		add("--webhook-secret-file (YACI_WEBHOOK_SECRET_FILE) is required: yaci refuses to take webhooks it cannot verify")
+	}
+	if o.Listen == "" {
+		add("--listen must not be empty")
+	}
+	if err := checkURL(o.GitHubAPIURL); err != nil {
+		add("--github-api-url: %v", err)
+	}
+	if o.PublicURL != "" {
+		if err := checkURL(o.PublicURL); err != nil {
+			add("--public-url: %v", err)
+		}
+	}
+
+	token := o.GitHubTokenFile != ""
+	app := o.GitHubAppID != 0 || o.GitHubAppKeyFile != ""
+	switch {
+	case token && app:
+		add("choose one GitHub authentication: --github-token-file, or --github-app-id with --github-app-key-file")
+	case !token && !app:
+		add("GitHub authentication is required: --github-token-file, or --github-app-id with --github-app-key-file")
+	case app && (o.GitHubAppID <= 0 || o.GitHubAppKeyFile == ""):
+		add("App authentication needs both --github-app-id (a positive number) and --github-app-key-file")
+	}
+
+	if o.DefaultTimeout <= 0 || o.MaxTimeout <= 0 {
+		add("--default-timeout and --max-timeout must be positive")
+	} else if o.DefaultTimeout > o.MaxTimeout {
+		add("--default-timeout %s is longer than --max-timeout %s", o.DefaultTimeout, o.MaxTimeout)
+	}
+	if o.QueueSize <= 0 || o.Workers <= 0 {
+		add("--queue-size and --workers must be positive")
+	}
+	switch o.LogFormat {
+	case "auto", "json", "text":
+	default:
+		add("--log-format %q: want json, text or auto", o.LogFormat)
+	}
+	if _, err := parseLevel(o.LogLevel); err != nil {
+		add("--log-level: %v", err)
+	}
+
+	return errors.Join(errs...)
+}
+
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
+	}
+
+	return nil
+}
+
+// inClusterNamespace is where Kubernetes tells a pod its namespace.
+const inClusterNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+func readNamespaceFile() string {
+	data, err := os.ReadFile(inClusterNamespace)
+	if err != nil {
+		return ""
+	}
+
+	return string(data)
+}
