@@ -131,7 +131,6 @@ func execCmd(ctx context.Context, o testenv.Options, argv []string, stderr io.Wr
 		"KUBECONFIG="+c.Kubeconfig,
 		testenv.EnvKubeconfig+"="+c.Kubeconfig,
 		testenv.EnvLogDir+"="+c.LogDir,
-		testenv.EnvRequired+"=1",
 	)
 	// SIGTERM lets "go test" print what it has before the cluster goes.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
