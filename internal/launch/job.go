@@ -118,6 +118,7 @@ func BuildJob(run trigger.Run, o Options) (*batchv1.Job, error) {
 			Namespace:   o.Namespace,
 			Labels:      labels,
 			Annotations: annotationsFor(run),
+			Finalizers:  []string{Finalizer},
 		},
 		Spec: batchv1.JobSpec{
 			// A CI job that failed is reported, not retried: a retry is

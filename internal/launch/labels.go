@@ -30,6 +30,12 @@ const (
 	LabelEvent = "yaci.dev/event"
 	// LabelAttempt holds the run's attempt number in decimal.
 	LabelAttempt = "yaci.dev/attempt"
+	// LabelBranch holds the pushed branch, or a pull request's base
+	// branch, sanitised. The watcher selects a branch's earlier pushes
+	// with it to supersede them.
+	LabelBranch = "yaci.dev/branch"
+	// LabelPR holds the pull request number; absent for pushes.
+	LabelPR = "yaci.dev/pr"
 )
 
 // Values of the two app.kubernetes.io labels that mark a yaci run.
@@ -63,7 +69,20 @@ const (
 	// reports on (trigger.Run.StatusContext).
 	AnnotationStatusContext = "yaci.dev/status-context"
 	AnnotationCloneURL      = "yaci.dev/clone-url"
+	// AnnotationReported says that the run needs no final status from
+	// the watcher any more. Its value is the state the watcher reported,
+	// or why none was (see NotStarted).
+	AnnotationReported = "yaci.dev/reported"
 )
+
+// Finalizer is on every run's Job from its creation, so that a Job
+// deleted by anyone (its TTL, a person, a superseding push) stays until
+// the watcher has reported its final status and removed the finalizer.
+const Finalizer = "yaci.dev/report"
+
+// NotStarted is the AnnotationReported value of a Job whose launch failed:
+// whoever launched it reports that failure, so the watcher has nothing to.
+const NotStarted = "not-started"
 
 // ErrNotRun is returned by RunFromJob for a Job that yaci did not launch.
 var ErrNotRun = errors.New("launch: job is not a yaci run")
@@ -93,15 +112,34 @@ type RunInfo struct {
 
 // labelsFor returns the labels of a run's Job, pod template and Secret.
 func labelsFor(run trigger.Run) map[string]string {
-	return map[string]string{
+	ev := run.Event
+	l := map[string]string{
 		LabelManagedBy: ManagedBy,
 		LabelName:      AppName,
-		LabelRepo:      labelValue(run.Event.Repo.Owner + "." + run.Event.Repo.Name),
+		LabelRepo:      RepoLabel(ev.Repo),
 		LabelJob:       labelValue(run.Job.Name),
-		LabelSHA:       run.Event.SHA,
-		LabelEvent:     string(run.Event.Kind),
+		LabelSHA:       ev.SHA,
+		LabelEvent:     string(ev.Kind),
 		LabelAttempt:   strconv.Itoa(run.Attempt),
 	}
+	if ev.Branch != "" {
+		l[LabelBranch] = labelValue(ev.Branch)
+	}
+	if ev.PullRequest != nil {
+		l[LabelPR] = strconv.Itoa(ev.PullRequest.Number)
+	}
+
+	return l
+}
+
+// RepoLabel returns the LabelRepo value of repo's runs.
+func RepoLabel(repo trigger.Repo) string {
+	return labelValue(repo.Owner + "." + repo.Name)
+}
+
+// BranchLabel returns the LabelBranch value of runs on branch.
+func BranchLabel(branch string) string {
+	return labelValue(branch)
 }
 
 // annotationsFor returns the annotations of a run's Job.

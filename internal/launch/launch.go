@@ -10,8 +10,10 @@ package launch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -238,6 +240,7 @@ func (l *Launcher) abandon(ctx context.Context, job *batchv1.Job, cause error) e
 	ctx, cancel := l.call(context.WithoutCancel(ctx))
 	defer cancel()
 
+	l.release(ctx, job)
 	err := l.client.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{
 		PropagationPolicy: ptr.To(metav1.DeletePropagationForeground),
 		Preconditions:     &metav1.Preconditions{UID: &job.UID},
@@ -248,4 +251,34 @@ func (l *Launcher) abandon(ctx context.Context, job *batchv1.Job, cause error) e
 	}
 
 	return cause
+}
+
+// release marks an abandoned Job as needing no final status and removes
+// its Finalizer, so that deleting it does not wait for the watcher, which
+// would report the run as cancelled over the launch failure its caller
+// reports. The patch applies only to the Job launch created, while
+// Finalizer is still its only finalizer. If it fails, the Job is deleted
+// all the same and the watcher reports it as cancelled: a worse
+// description, but a final status.
+func (l *Launcher) release(ctx context.Context, job *batchv1.Job) {
+	patch, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/metadata/uid", "value": job.UID},
+		{"op": "test", "path": "/metadata/finalizers", "value": []string{Finalizer}},
+		{"op": "remove", "path": "/metadata/finalizers"},
+		{"op": "add", "path": "/metadata/annotations/" + jsonPointerEscape(AnnotationReported),
+			"value": NotStarted},
+	})
+	if err == nil {
+		_, err = l.client.BatchV1().Jobs(job.Namespace).Patch(ctx, job.Name,
+			types.JSONPatchType, patch, metav1.PatchOptions{})
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		l.opts.Logger.WarnContext(ctx, "could not release abandoned job",
+			"run", job.Name, "error", err)
+	}
+}
+
+// jsonPointerEscape escapes s as one reference token of a JSON pointer.
+func jsonPointerEscape(s string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
 }

@@ -3,6 +3,7 @@ package launch_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -189,12 +190,16 @@ func checkAbandoned(t *testing.T, client *fake.Clientset, name string) {
 	t.Helper()
 	var del k8stesting.DeleteAction
 	var uid types.UID
+	released := false
 	for _, a := range client.Actions() {
 		switch a := a.(type) {
 		case k8stesting.DeleteAction:
 			if a.GetResource().Resource == "jobs" {
 				del = a
 			}
+		case k8stesting.PatchAction:
+			released = released || del == nil && a.GetPatchType() == types.JSONPatchType &&
+				strings.Contains(string(a.GetPatch()), launch.NotStarted)
 		case k8stesting.CreateAction:
 			if job, ok := a.GetObject().(*batchv1.Job); ok {
 				uid = job.UID
@@ -203,6 +208,9 @@ func checkAbandoned(t *testing.T, client *fake.Clientset, name string) {
 	}
 	if del == nil || del.GetName() != name {
 		t.Fatalf("job %s was not deleted; actions %v", name, verbs(client.Actions()))
+	}
+	if !released {
+		t.Errorf("job %s was not released for deletion before it was deleted", name)
 	}
 	opts := del.GetDeleteOptions()
 	if ptr.Deref(opts.PropagationPolicy, "") != metav1.DeletePropagationForeground {
@@ -232,8 +240,11 @@ func TestLaunchStartFailure(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			client := newClient(t)
 			var patches atomic.Int32
-			client.PrependReactor("patch", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
-				patches.Add(1)
+			client.PrependReactor("patch", "jobs", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				// Only starts count; abandon's release is one more patch.
+				if a.(k8stesting.PatchAction).GetPatchType() == types.MergePatchType {
+					patches.Add(1)
+				}
 				return true, nil, tt.err
 			})
 			run := pushRun()
