@@ -78,6 +78,13 @@ type Launcher interface {
 	Launch(ctx context.Context, run Run, token string) (Launched, error)
 }
 
+// Superseder cancels the runs an event makes pointless: the unfinished
+// runs of a branch's earlier push, of a pull request's earlier head, or of
+// a pull request that was closed.
+type Superseder interface {
+	Supersede(ctx context.Context, ev Event) error
+}
+
 // Launched is what a Launcher reports about a run it was asked to start.
 type Launched struct {
 	// Name is the run's Job name, which its page's URL is made of.
@@ -104,6 +111,10 @@ type Dispatcher struct {
 	Statuses StatusWriter
 	Tokens   TokenSource
 	Launcher Launcher
+
+	// Superseder, when set, cancels the runs an event makes pointless
+	// (see Handle); nil leaves every run to finish.
+	Superseder Superseder
 
 	// RunURL returns the address of a run's page from the run's name.
 	// It is a function so that links can later be signed; PublicRunURL
@@ -136,12 +147,19 @@ func PublicRunURL(base string) func(name string) string {
 // error status on ConfigContext. Pull request actions other than
 // opened, reopened and synchronize start nothing.
 //
+// With a Superseder, a push or a synchronized pull request that starts
+// runs first supersedes the earlier runs of its branch or pull request,
+// and a closed pull request cancels its runs.
+//
 // The error returned joins every failure to reach GitHub or to launch a
 // run, each naming its object; runs that could be started are started
 // regardless.
 func (d *Dispatcher) Handle(ctx context.Context, ev Event) error {
 	log := d.logger(ctx, ev).With("repo", ev.Repo.FullName(), "sha", ev.SHA, "event", ev.Kind)
 
+	if closesPullRequest(ev) {
+		return d.supersede(ctx, log, ev)
+	}
 	if !startsRuns(ev) {
 		log.Debug("event starts no runs", "action", ev.Action)
 		return nil
@@ -170,16 +188,48 @@ func (d *Dispatcher) Handle(ctx context.Context, ev Event) error {
 		return d.awaitApproval(ctx, log, runs)
 	}
 
-	return d.start(ctx, log, runs)
+	// A failure to supersede leaves old runs running to their end; that
+	// is no reason to hold back the new ones.
+	var superseded error
+	if replacesHead(ev) {
+		superseded = d.supersede(ctx, log, ev)
+	}
+
+	return errors.Join(superseded, d.start(ctx, log, runs))
+}
+
+// closesPullRequest reports whether ev closes a pull request, which ends
+// its runs.
+func closesPullRequest(ev Event) bool {
+	return ev.Kind == repoconfig.EventPullRequest && ev.Action == "closed" &&
+		ev.PullRequest != nil
+}
+
+// replacesHead reports whether ev moves a branch or a pull request to a
+// new commit, so that the runs of the one before are no longer wanted.
+func replacesHead(ev Event) bool {
+	return ev.Kind == repoconfig.EventPush ||
+		ev.Kind == repoconfig.EventPullRequest && ev.Action == "synchronize"
+}
+
+// supersede asks the Superseder, if there is one, to cancel the runs ev
+// makes pointless.
+func (d *Dispatcher) supersede(ctx context.Context, log *slog.Logger, ev Event) error {
+	if d.Superseder == nil {
+		return nil
+	}
+	if err := d.Superseder.Supersede(ctx, ev); err != nil {
+		log.Warn("could not cancel superseded runs", "action", ev.Action, "error", err)
+		return fmt.Errorf("supersede runs before %s of %s: %w", ev.SHA, ev.Repo.FullName(), err)
+	}
+
+	return nil
 }
 
 // startsRuns reports whether ev brings a commit to build. Of the pull
 // request actions, only those that open a pull request or change its
 // head do; the rest (closed, labeled, edited, ...) leave the commit as
 // it was.
-//
-// TODO: cancel the runs of a closed pull request — once yaci can cancel
-// a run, which is a later feature; until then they run to the end.
 func startsRuns(ev Event) bool {
 	switch ev.Kind {
 	case repoconfig.EventPush:

@@ -276,6 +276,91 @@ func TestHandle(t *testing.T) {
 	}
 }
 
+func TestHandleSupersedes(t *testing.T) {
+	pushEv := push("main")
+	syncEv := pullRequest("main")
+	syncEv.Action = "synchronize"
+	openedEv := pullRequest("main")
+	closedEv := pullRequest("main")
+	closedEv.Action = "closed"
+	strangerEv := fork("CONTRIBUTOR")
+	errCluster := errors.New("jobs.batch is forbidden")
+
+	before := func(ev Event) []supersedeCall {
+		return []supersedeCall{{ev.Delivery, ev.SHA, ev.Action, 0}}
+	}
+
+	tests := []struct {
+		name  string
+		ev    Event
+		files map[string]string
+		err   error
+
+		wantCalls    []supersedeCall
+		wantLaunches int
+		wantErr      []error
+	}{{
+		name:         "push supersedes before it launches",
+		ev:           pushEv,
+		files:        map[string]string{pushEv.SHA: validConfig},
+		wantCalls:    before(pushEv),
+		wantLaunches: 3,
+	}, {
+		name:         "synchronize supersedes before it launches",
+		ev:           syncEv,
+		files:        map[string]string{syncEv.SHA: validConfig},
+		wantCalls:    before(syncEv),
+		wantLaunches: 2,
+	}, {
+		name:         "opened supersedes nothing",
+		ev:           openedEv,
+		files:        map[string]string{openedEv.SHA: validConfig},
+		wantLaunches: 2,
+	}, {
+		name:      "closed cancels and starts nothing",
+		ev:        closedEv,
+		files:     map[string]string{closedEv.SHA: validConfig},
+		wantCalls: before(closedEv),
+	}, {
+		name:      "closed reports a failure to cancel",
+		ev:        closedEv,
+		err:       errCluster,
+		wantCalls: before(closedEv),
+		wantErr:   []error{errCluster},
+	}, {
+		name:  "untrusted fork supersedes nothing",
+		ev:    strangerEv,
+		files: map[string]string{"main": validConfig},
+	}, {
+		name: "push without a config supersedes nothing",
+		ev:   pushEv,
+	}, {
+		name:         "a failure to supersede still launches",
+		ev:           pushEv,
+		files:        map[string]string{pushEv.SHA: validConfig},
+		err:          errCluster,
+		wantCalls:    before(pushEv),
+		wantLaunches: 3,
+		wantErr:      []error{errCluster},
+	}}
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, rec := newDispatcher(handleCase{files: tt.files})
+			sup := &fakeSuperseder{launcher: rec.launcher, err: tt.err}
+			d.Superseder = sup
+
+			err := d.Handle(t.Context(), tt.ev)
+
+			checkErr(t, err, tt.wantErr, nil)
+			checkCalls(t, "Supersede", sup.calls, tt.wantCalls)
+			if got := len(rec.launcher.calls); got != tt.wantLaunches {
+				t.Errorf("launched %d runs, want %d", got, tt.wantLaunches)
+			}
+		})
+	}
+}
+
 func TestHandleInvalidConfig(t *testing.T) {
 	tests := []struct {
 		name string

@@ -109,3 +109,25 @@ func (f *fakeLauncher) Launch(_ context.Context, run Run, token string) (Launche
 
 	return Launched{Name: run.Name(), Created: !f.existing[run.Job.Name], Queued: f.queued}, nil
 }
+
+type supersedeCall struct {
+	Delivery string
+	SHA      string
+	Action   string
+	// Launched is how many launches came before the call.
+	Launched int
+}
+
+// fakeSuperseder records each event it is asked to supersede for, and
+// how far the launcher had got by then.
+type fakeSuperseder struct {
+	launcher *fakeLauncher
+	err      error
+	calls    []supersedeCall
+}
+
+func (f *fakeSuperseder) Supersede(_ context.Context, ev Event) error {
+	f.calls = append(f.calls, supersedeCall{ev.Delivery, ev.SHA, ev.Action, len(f.launcher.calls)})
+
+	return f.err
+}
