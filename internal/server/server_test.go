@@ -3,9 +3,13 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha1"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -371,6 +375,75 @@ func TestHealthEndpoints(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("%s answered %d", path, resp.StatusCode)
+		}
+	}
+}
+
+// TestAppAuthClonesWithScopedToken runs a push as a GitHub App would
+// deliver it: the installation id comes from the payload, and the clone
+// Secret holds a token scoped to that one repository, read-only.
+func TestAppAuthClonesWithScopedToken(t *testing.T) {
+	cfg, ns := testenv.Namespace(t)
+	kube := kubernetes.NewForConfigOrDie(cfg)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const appID, installation = 4242, 77
+	fake := githubtest.NewServer(t)
+	fake.SetAppKey(appID, &key.PublicKey)
+	head := sha(t, "head")
+	fake.SetFile(owner, repoName, head, ".yaci.yml", []byte(twoJobs))
+
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	client, err := github.New(github.Options{BaseURL: fake.URL, AppID: appID, AppKey: github.Secret(pemKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{
+		WebhookSecret: []byte(secret), GitHub: client, Kube: kube,
+		Launch: launch.Options{Namespace: ns},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Run(ctx)
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	e := &env{gh: fake, kube: kube, ns: ns, url: hs.URL}
+
+	var payload map[string]any
+	if err := json.Unmarshal(pushPayload("main", head), &payload); err != nil {
+		t.Fatal(err)
+	}
+	payload["installation"] = map[string]any{"id": installation}
+	body, _ := json.Marshal(payload)
+	e.deliver(t, "push", "app-1", body)
+	waitFor(t, "pending statuses", func() bool { return len(fake.Statuses(owner, repoName, head)) == 2 })
+
+	var scoped []githubtest.IssuedToken
+	for _, tok := range fake.IssuedTokens() {
+		if len(tok.Repositories) > 0 {
+			scoped = append(scoped, tok)
+		}
+	}
+	if len(scoped) != 1 {
+		t.Fatalf("issued clone tokens %+v, want one scoped token for the push", fake.IssuedTokens())
+	}
+	tok := scoped[0]
+	if tok.InstallationID != installation || tok.Repositories[0] != repoName || tok.Permissions["contents"] != "read" || len(tok.Permissions) != 1 {
+		t.Errorf("clone token %+v, want installation %d, repository %s, contents:read only", tok, installation, repoName)
+	}
+	for _, j := range e.jobs(t) {
+		s, err := kube.CoreV1().Secrets(ns).Get(context.Background(), j.Name+"-clone", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(s.Data[launch.SecretTokenKey]) != tok.Token {
+			t.Errorf("clone secret of %s does not hold the scoped token", j.Name)
 		}
 	}
 }
