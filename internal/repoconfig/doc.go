@@ -23,8 +23,8 @@
 // costing more than its size to check.
 //
 // A key written with no value (or ~) counts as absent, except in env,
-// where it sets the variable to the empty string. The env names CI, HOME
-// and YACI_* are reserved for the values yaci sets. A job with branches
+// where it sets the variable to the empty string. The env names CI, HOME,
+// YACI and YACI_* are reserved for the values yaci sets. A job with branches
 // must run on push: pull requests are not filtered by branch, so the
 // filter would silently do nothing.
 package repoconfig

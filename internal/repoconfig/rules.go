@@ -104,7 +104,7 @@ func checkEnvName(name string) string {
 	case !envName.MatchString(name):
 		return fmt.Sprintf("env name %s is not valid: use letters, digits and '_', "+
 			"not starting with a digit", quote(name))
-	case name == "CI" || name == "HOME":
+	case name == "CI" || name == "HOME" || name == "YACI":
 		return fmt.Sprintf("env name %s is reserved: yaci sets it", quote(name))
 	case strings.HasPrefix(name, "YACI_"):
 		return fmt.Sprintf("env name %s is reserved: yaci sets the YACI_ variables",
