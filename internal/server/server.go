@@ -15,6 +15,7 @@ import (
 
 	"github.com/yaci-ci/yaci/internal/github"
 	"github.com/yaci-ci/yaci/internal/launch"
+	"github.com/yaci-ci/yaci/internal/repoconfig"
 	"github.com/yaci-ci/yaci/internal/trigger"
 	"github.com/yaci-ci/yaci/internal/webhook"
 )
@@ -126,8 +127,14 @@ type githubAdapter struct{ c *github.Client }
 
 func (a githubAdapter) ReadFile(ctx context.Context, inst int64, owner, repo, path, ref string) ([]byte, error) {
 	data, err := a.c.ReadFile(ctx, inst, owner, repo, path, ref)
-	if errors.Is(err, github.ErrNotFound) {
+	switch {
+	case errors.Is(err, github.ErrNotFound):
 		return nil, fmt.Errorf("%w: %w", trigger.ErrConfigNotFound, err)
+	case errors.Is(err, github.ErrTooLarge):
+		reason := fmt.Sprintf("file is larger than %d KiB", repoconfig.MaxFileSize/1024)
+		return nil, fmt.Errorf("%w: %w", &trigger.UnusableConfigError{Reason: reason}, err)
+	case errors.Is(err, github.ErrNotFile):
+		return nil, fmt.Errorf("%w: %w", &trigger.UnusableConfigError{Reason: "not a regular file"}, err)
 	}
 
 	return data, err

@@ -317,13 +317,21 @@ func TestForkPullRequests(t *testing.T) {
 
 func TestConfigProblems(t *testing.T) {
 	e := newEnv(t)
-	bad, none := sha(t, "bad"), sha(t, "none")
+	bad, none, huge := sha(t, "bad"), sha(t, "none"), sha(t, "huge")
 	e.gh.SetFile(owner, repoName, bad, ".yaci.yml", []byte("jobs:\n  - name: test\n    imgae: golang\n    run: x\n"))
+	e.gh.SetFile(owner, repoName, huge, ".yaci.yml", []byte("#"+strings.Repeat("x", 70<<10)+"\n"))
 
 	e.deliver(t, "push", "bad-1", pushPayload("main", bad))
 	e.deliver(t, "push", "none-1", pushPayload("main", none))
+	e.deliver(t, "push", "huge-1", pushPayload("main", huge))
 	waitFor(t, "the config error", func() bool { return len(e.gh.Statuses(owner, repoName, bad)) == 1 })
-	waitFor(t, "both reads", func() bool { return e.gh.Calls(githubtest.EndpointGetContent) >= 2 })
+	waitFor(t, "the size error", func() bool { return len(e.gh.Statuses(owner, repoName, huge)) == 1 })
+	waitFor(t, "all reads", func() bool { return e.gh.Calls(githubtest.EndpointGetContent) >= 3 })
+
+	if st := e.gh.Statuses(owner, repoName, huge)[0]; st.State != "error" || st.Context != "yaci/config" ||
+		st.Description != ".yaci.yml: file is larger than 64 KiB" {
+		t.Errorf("oversized config status = %+v", st)
+	}
 
 	st := e.gh.Statuses(owner, repoName, bad)[0]
 	if st.State != "error" || st.Context != "yaci/config" || !strings.Contains(st.Description, ".yaci.yml:2:5") ||

@@ -31,6 +31,17 @@ const (
 // repository has no configuration file at the ref asked for.
 var ErrConfigNotFound = errors.New("trigger: config file not found")
 
+// UnusableConfigError is the error a ConfigReader returns (or wraps) when
+// the repository has a configuration file that cannot be read as one:
+// larger than the parser takes, or not a regular file. Like an invalid
+// file, it is the user's to fix, and they are told on ConfigContext.
+type UnusableConfigError struct {
+	// Reason says what is wrong, in words for the status description.
+	Reason string
+}
+
+func (e *UnusableConfigError) Error() string { return "unusable config file: " + e.Reason }
+
 // State is a commit status state, in GitHub's words.
 type State string
 
@@ -256,6 +267,15 @@ func (d *Dispatcher) readConfig(ctx context.Context, log *slog.Logger, ev Event,
 	if errors.Is(err, ErrConfigNotFound) {
 		log.Info("no config file, nothing to run", "ref", ref)
 		return nil, nil
+	}
+	var unusable *UnusableConfigError
+	if errors.As(err, &unusable) {
+		log.Info("unusable config file", "ref", ref, "error", err)
+		return nil, d.post(ctx, ev, Status{
+			State:       StateError,
+			Context:     ConfigContext,
+			Description: truncate(repoconfig.FileName+": "+unusable.Reason, maxDescription),
+		})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s of %s at %s: %w",

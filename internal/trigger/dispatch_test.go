@@ -683,3 +683,29 @@ func checkErr(t *testing.T, err error, wantIs []error, wantText []string) {
 		}
 	}
 }
+
+// unusableConfigs stands in for a reader that found a file it cannot
+// return, such as one over the size limit.
+type unusableConfigs struct{ fakeConfigs }
+
+func (f *unusableConfigs) ReadFile(_ context.Context, inst int64, owner, repo, path, ref string) ([]byte, error) {
+	f.calls = append(f.calls, readCall{inst, owner, repo, path, ref})
+	return nil, fmt.Errorf("read %s: %w", path, &UnusableConfigError{Reason: "file is larger than 64 KiB"})
+}
+
+func TestHandleUnusableConfig(t *testing.T) {
+	ev := push("main")
+	d, rec := newDispatcher(handleCase{})
+	configs := &unusableConfigs{}
+	d.Configs = configs
+
+	if err := d.Handle(t.Context(), ev); err != nil {
+		t.Fatalf("Handle() = %v, want nil: an oversized file is the user's to fix", err)
+	}
+
+	checkCalls(t, "ReadFile", configs.calls, []readCall{read(ev.SHA)})
+	checkCalls(t, "Launch", rec.launcher.calls, nil)
+	checkCalls(t, "SetStatus", rec.statuses.calls, []statusCall{
+		status(ev, StateError, ConfigContext, ".yaci.yml: file is larger than 64 KiB", ""),
+	})
+}
