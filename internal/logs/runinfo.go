@@ -74,7 +74,7 @@ func ownedBy(pod *corev1.Pod, job *batchv1.Job) bool {
 
 // jobState reads a run's state from its Job: the Job controller's final
 // conditions first, then whether it waits for admission, then whether
-// any pod runs.
+// any pod got past Pending.
 func jobState(job *batchv1.Job, pods []*corev1.Pod) (RunState, string, *time.Time) {
 	for _, c := range job.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
@@ -99,8 +99,9 @@ func jobState(job *batchv1.Job, pods []*corev1.Pod) (RunState, string, *time.Tim
 	if job.Spec.Suspend != nil && *job.Spec.Suspend {
 		return StateQueued, "", nil
 	}
+	// A pod that has ended belongs to a Job about to be marked so.
 	for _, p := range pods {
-		if ownedBy(p, job) && p.Status.Phase == corev1.PodRunning {
+		if ownedBy(p, job) && p.Status.Phase != corev1.PodPending {
 			return StateRunning, "", nil
 		}
 	}

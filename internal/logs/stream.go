@@ -133,7 +133,7 @@ func (h *Handler) streamLog(ctx context.Context, sw *sseWriter, run *Run, req st
 			}
 			switch h.follow(ctx, sw, pod.Name, &req) {
 			case followEnded:
-				return h.reload(ctx, run).State, true
+				return h.settle(ctx, run).State, true
 			case followBroken:
 				return "", false
 			}
@@ -146,6 +146,27 @@ func (h *Handler) streamLog(ctx context.Context, sw *sseWriter, run *Run, req st
 		}
 		run = h.reload(ctx, run)
 	}
+}
+
+// settleTries bounds how long settle waits for the Job controller.
+const settleTries = 10
+
+// settle reads the run again until its state is final, for a little
+// while: the Job controller marks a Job ended a moment after its pod.
+func (h *Handler) settle(ctx context.Context, run *Run) *Run {
+	for range settleTries {
+		run = h.reload(ctx, run)
+		if run.State.Final() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return run
+		case <-time.After(time.Second):
+		}
+	}
+
+	return run
 }
 
 // reload reads the run again, keeping the old copy when that fails.
