@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -119,9 +120,9 @@ func (h *Handler) pageData(run *Run, live bool) *pageData {
 
 func (h *Handler) section(run *Run, p Pod, c Container, newest, live bool, token string, i int) *section {
 	s := &section{Pod: p.Name, Container: c, Status: containerStatus(c)}
-	s.ID = c.Name
+	s.ID = safeID(c.Name)
 	if !newest {
-		s.ID = "p" + strconv.Itoa(i+1) + "-" + c.Name
+		s.ID = "p" + strconv.Itoa(i+1) + "-" + s.ID
 	}
 	if !newest || c.Name != "run" {
 		s.Prefix = s.ID + "-"
@@ -253,4 +254,16 @@ func containerStatus(c Container) string {
 	default:
 		return "waiting"
 	}
+}
+
+// safeID keeps only what a Kubernetes name may hold, so that an id can be
+// written into the page without escaping: the line renderer writes line
+// anchors raw.
+func safeID(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return -1
+	}, name)
 }

@@ -55,6 +55,7 @@ type htmlLines struct {
 	open    style
 	spanned bool
 	classes map[style]string
+	num     [20]byte
 }
 
 func newHTMLLines(w *bufio.Writer, prefix string) *htmlLines {
@@ -64,8 +65,9 @@ func newHTMLLines(w *bufio.Writer, prefix string) *htmlLines {
 // line renders one line.
 func (h *htmlLines) line(b []byte) {
 	h.n++
-	var num [20]byte
-	n := strconv.AppendInt(num[:0], int64(h.n), 10)
+	// The digits live in h: a local array would escape through Write,
+	// costing an allocation per line.
+	n := strconv.AppendInt(h.num[:0], int64(h.n), 10)
 
 	h.w.WriteString(`<span class="l" id="`)
 	h.w.WriteString(h.prefix)
