@@ -21,6 +21,8 @@ const usage = `usage: yaci <command> [flags]
 
 commands:
   serve     take GitHub webhooks and run their jobs as Kubernetes Jobs
+  run       run the jobs of .yaci.yml on this machine, without a cluster
+  validate  check a .yaci.yml and list every problem in it
   version   print yaci's version
 
 "yaci <command> -h" lists a command's flags.`
@@ -39,6 +41,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(args[1:], stderr)
+	case "run":
+		err = runLocal(args[1:], stdout, stderr)
+	case "validate":
+		err = validate(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "yaci", versionString())
 	case "help", "-h", "--help":
