@@ -104,6 +104,9 @@ func TestRunCommandRefuses(t *testing.T) {
 // it SIGINT, as Ctrl-C does, while a job runs: the job's processes are
 // stopped, the summary is printed, and no checkout is left.
 func TestRunBinaryInterrupt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the yaci binary")
+	}
 	tmp := t.TempDir()
 	started, pidFile := filepath.Join(tmp, "started"), filepath.Join(tmp, "pid")
 	dir := jobRepo(t, `jobs:
