@@ -104,7 +104,8 @@ func (h *Handler) serveAPIList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sha != "" && !isCommitID(sha) {
-		clientError(w, true, http.StatusBadRequest, "sha must be a full commit id in lower-case hex")
+		clientError(w, true, http.StatusBadRequest,
+			"sha must be a full commit id in lower-case hex")
 		return
 	}
 

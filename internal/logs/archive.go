@@ -169,7 +169,8 @@ func (s sourceReader) Read(p []byte) (int, error) {
 
 // archiveLog copies one container's log into the store and records the
 // outcome in ctr. Only a store failure or the end of ctx is an error.
-func (a *Archiver) archiveLog(ctx context.Context, log *slog.Logger, run *Run, pod *Pod, ctr *Container, old *Run) error {
+func (a *Archiver) archiveLog(ctx context.Context, log *slog.Logger, run *Run, pod *Pod,
+	ctr *Container, old *Run) error {
 	if !ctr.Started() {
 		ctr.Note = "no log: the container never started"
 		if ctr.Reason != "" {

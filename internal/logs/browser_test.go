@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/yaci-ci/yaci/internal/testenv"
 )
 
@@ -98,17 +95,7 @@ func TestPageInBrowser(t *testing.T) {
 // run's page: it shows the follow toggle, which is hidden without it.
 func TestLivePageInBrowser(t *testing.T) {
 	f := newFixture(t)
-	job, pod := endedJob(t, testRunFor("lint"), time.Now().Add(-time.Minute))
-	job.Status.Conditions, job.Status.CompletionTime = nil, nil
-	pod.Status.Phase = corev1.PodRunning
-	pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
-	ctx := t.Context()
-	if _, err := f.client.BatchV1().Jobs(testNamespace).Create(ctx, job, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.client.CoreV1().Pods(testNamespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	job := f.createRunning(t, "lint", time.Now().Add(-time.Minute))
 	url := f.srv.URL + "/runs/" + job.Name + "?t=" + f.signer.Token(job.Name)
 
 	dom := browse(t, url, "--dump-dom")

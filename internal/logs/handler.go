@@ -38,6 +38,14 @@ const callTimeout = 10 * time.Second
 //go:embed assets
 var assets embed.FS
 
+// The embedded files: the page's template, its stylesheet and the script
+// that follows a live log.
+const (
+	pageFile = "assets/page.html"
+	cssFile  = "assets/yaci.css"
+	jsFile   = "assets/follow.js"
+)
+
 // errUnavailable stands for any failure to read the cluster or the store,
 // whose details go to the log, never to the client.
 var errUnavailable = errors.New("logs: run data unavailable")
@@ -92,7 +100,7 @@ func NewHandler(client kubernetes.Interface, namespace string, store Store, sign
 		signer:    signer,
 		log:       logger,
 		mux:       http.NewServeMux(),
-		page:      template.Must(template.New("page").Funcs(pageFuncs).ParseFS(assets, "assets/page.html")),
+		page:      template.Must(template.New("page").Funcs(pageFuncs).ParseFS(assets, pageFile)),
 		streams:   make(chan struct{}, maxStreams),
 		now:       time.Now,
 	}
@@ -104,8 +112,8 @@ func NewHandler(client kubernetes.Interface, namespace string, store Store, sign
 	h.mux.HandleFunc("GET /runs/{name}", h.servePage)
 	h.mux.HandleFunc("GET /runs/{name}/stream", h.serveStream)
 	h.mux.HandleFunc("GET /runs/{name}/log", h.serveRawLog)
-	h.mux.HandleFunc("GET /runs/yaci.css", h.serveAsset("assets/yaci.css", "text/css; charset=utf-8"))
-	h.mux.HandleFunc("GET /runs/follow.js", h.serveAsset("assets/follow.js", "text/javascript; charset=utf-8"))
+	h.mux.HandleFunc("GET /runs/yaci.css", h.serveAsset(cssFile, "text/css; charset=utf-8"))
+	h.mux.HandleFunc("GET /runs/follow.js", h.serveAsset(jsFile, "text/javascript; charset=utf-8"))
 	h.mux.HandleFunc("GET /api/v1/runs/{name}", h.serveAPIRun)
 	h.mux.HandleFunc("GET /api/v1/runs", h.serveAPIList)
 
@@ -131,7 +139,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // assetsVersion returns a short hash of the embedded assets.
 func assetsVersion() string {
 	sum := sha256.New()
-	for _, name := range []string{"assets/yaci.css", "assets/follow.js"} {
+	for _, name := range []string{cssFile, jsFile} {
 		data, _ := assets.ReadFile(name)
 		sum.Write(data)
 	}
@@ -272,11 +280,12 @@ func (h *Handler) clusterRuns(ctx context.Context, repo, sha string) ([]*Run, er
 	if sha != "" {
 		sel += "," + launch.LabelSHA + "=" + sha
 	}
-	jobs, err := h.client.BatchV1().Jobs(h.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	opts := metav1.ListOptions{LabelSelector: sel}
+	jobs, err := h.client.BatchV1().Jobs(h.namespace).List(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	pods, err := h.client.CoreV1().Pods(h.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	pods, err := h.client.CoreV1().Pods(h.namespace).List(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

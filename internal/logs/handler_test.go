@@ -147,6 +147,29 @@ func (f *fixture) archive(t *testing.T, job string, logs map[string]string) *Run
 	return run
 }
 
+// createRunning creates, in the fake cluster, the Job of a run of job that
+// started at start and its pod, which is running.
+func (f *fixture) createRunning(t *testing.T, job string, start time.Time) *batchv1.Job {
+	t.Helper()
+	j, pod := endedJob(t, testRunFor(job), start)
+	j.Status.Conditions, j.Status.CompletionTime = nil, nil
+	pod.Status.Phase = corev1.PodRunning
+	pod.Labels = j.Spec.Template.Labels
+	pod.Labels[jobNameLabel] = j.Name
+	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	pod.Status.ContainerStatuses[0].State = running
+
+	ctx, opts := t.Context(), metav1.CreateOptions{}
+	if _, err := f.client.BatchV1().Jobs(testNamespace).Create(ctx, j, opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.client.CoreV1().Pods(testNamespace).Create(ctx, pod, opts); err != nil {
+		t.Fatal(err)
+	}
+
+	return j
+}
+
 type response struct {
 	status int
 	header http.Header
@@ -247,7 +270,8 @@ func TestAccessRules(t *testing.T) {
 		{"malformed query", "/runs/" + run.Name + "?t=%zz", nil, 400},
 		{"raw log", "/runs/" + run.Name + "/log?t=" + token, nil, 200},
 		{"raw log without token", "/runs/" + run.Name + "/log", nil, 404},
-		{"raw log of a container without log", "/runs/" + run.Name + "/log?container=clone&t=" + token, nil, 404},
+		{"raw log of a container without log",
+			"/runs/" + run.Name + "/log?container=clone&t=" + token, nil, 404},
 		{"raw log bad container", "/runs/" + run.Name + "/log?container=../x&t=" + token, nil, 400},
 		{"stream without token", "/runs/" + run.Name + "/stream", nil, 404},
 		{"stream bad from", "/runs/" + run.Name + "/stream?from=-1&t=" + token, nil, 400},
@@ -346,20 +370,11 @@ func TestAPIListMergesClusterAndArchive(t *testing.T) {
 	archived := f.archive(t, "unit", map[string]string{"run": "ok\n"})
 
 	// A run still going, in the cluster only.
-	job, pod := endedJob(t, testRunFor("lint"), time.Date(2026, 3, 1, 12, 30, 0, 0, time.UTC))
-	job.Status.Conditions, job.Status.CompletionTime = nil, nil
-	pod.Status.Phase = corev1.PodRunning
-	pod.Labels = job.Spec.Template.Labels
-	pod.Labels[jobNameLabel] = job.Name
-	pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	f.createRunning(t, "lint", time.Date(2026, 3, 1, 12, 30, 0, 0, time.UTC))
 	// The archived run's Job still exists too; it must be listed once.
 	oldJob, _ := endedJob(t, testRunFor("unit"), time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	for _, obj := range []any{job, oldJob} {
-		if _, err := f.client.BatchV1().Jobs(testNamespace).Create(t.Context(), obj.(*batchv1.Job), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := f.client.CoreV1().Pods(testNamespace).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
+	if _, err := f.client.BatchV1().Jobs(testNamespace).Create(t.Context(), oldJob,
+		metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 

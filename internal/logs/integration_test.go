@@ -97,8 +97,11 @@ func (c *cluster) launchRun(t *testing.T, job, image, script string, env map[str
 	return name
 }
 
+// jobCheck says whether a Job and its pods are in the state waited for.
+type jobCheck func(*batchv1.Job, []*corev1.Pod) bool
+
 // waitJob waits until the Job called name satisfies done and returns it.
-func (c *cluster) waitJob(t *testing.T, name string, done func(*batchv1.Job, []*corev1.Pod) bool) (*batchv1.Job, []*corev1.Pod) {
+func (c *cluster) waitJob(t *testing.T, name string, done jobCheck) (*batchv1.Job, []*corev1.Pod) {
 	t.Helper()
 	var job *batchv1.Job
 	var pods []*corev1.Pod
@@ -405,16 +408,21 @@ func TestBigLogTruncated(t *testing.T) {
 	c := newCluster(t, bound)
 	name := c.launchRun(t, "big", "golang:1.26", "echo big",
 		map[string]string{testenv.LogLinesEnv: "20000"})
-	job, pods := c.waitJob(t, name, finished)
-	if err := c.archiver.Archive(t.Context(), job, pods); err != nil {
+	job, _ := c.waitJob(t, name, finished)
+	// Without pods from the caller, the archiver finds them itself.
+	if err := c.archiver.Archive(t.Context(), job, nil); err != nil {
 		t.Fatal(err)
 	}
 	c.deleteJob(t, name)
 
 	run := c.apiRun(t, name)
+	if len(run.Pods) != 1 {
+		t.Fatalf("archived pods = %+v", run.Pods)
+	}
 	ctr := run.Pods[0].Containers[1]
 	if !ctr.Truncated || ctr.Bytes != bound {
-		t.Errorf("run container: truncated %v, %d bytes; want cut at %d", ctr.Truncated, ctr.Bytes, bound)
+		t.Errorf("run container: truncated %v, %d bytes; want cut at %d",
+			ctr.Truncated, ctr.Bytes, bound)
 	}
 	raw := c.get(t, run.Pods[0].LogURL)
 	if !strings.HasPrefix(raw.body, "+ echo big\nline 1 of 20000\n") ||

@@ -109,16 +109,17 @@ func (h *Handler) pageData(run *Run, live bool) *pageData {
 
 	token := h.signer.Token(run.Name)
 	for i, p := range run.Pods {
-		newest := i == len(run.Pods)-1
 		for _, c := range p.Containers {
-			d.Sections = append(d.Sections, h.section(run, p, c, newest, live, token, i))
+			d.Sections = append(d.Sections, h.section(run, i, c, live, token))
 		}
 	}
 
 	return d
 }
 
-func (h *Handler) section(run *Run, p Pod, c Container, newest, live bool, token string, i int) *section {
+// section lays out the log of container c of the i-th pod of run.
+func (h *Handler) section(run *Run, i int, c Container, live bool, token string) *section {
+	p, newest := run.Pods[i], i == len(run.Pods)-1
 	s := &section{Pod: p.Name, Container: c, Status: containerStatus(c)}
 	s.ID = safeID(c.Name)
 	if !newest {

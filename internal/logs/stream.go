@@ -61,7 +61,8 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 		defer func() { <-h.streams }()
 	default:
 		w.Header().Set("Retry-After", "30")
-		clientError(w, false, http.StatusServiceUnavailable, "too many live logs are being followed")
+		clientError(w, false, http.StatusServiceUnavailable,
+			"too many live logs are being followed")
 		return
 	}
 
