@@ -263,7 +263,8 @@ func (h *Handler) clusterRun(ctx context.Context, name string) (*Run, error) {
 	}
 
 	run, err := runFromJob(job, podPointers(list.Items))
-	if errors.Is(err, launch.ErrNotRun) {
+	if errors.Is(err, launch.ErrNotRun) || errors.Is(err, launch.ErrBadRunMetadata) {
+		// Not a run yaci can show: as good as no run at all.
 		return nil, ErrNotFound
 	}
 
