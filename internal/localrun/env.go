@@ -41,11 +41,11 @@ func gitEnv(environ []string) []string {
 }
 
 // baseEnv returns what a job inherits from this machine: environ less
-// git's repository variables and notInherited, plus where this user's caches and Go settings are. A job's HOME is
-// fresh and empty, as in the cluster, so that no dotfile (a .gitconfig,
-// a .netrc) leaks in; but a cold build cache would make every local run
-// a full rebuild, and the caches are shared safely. Locations environ
-// sets already are kept.
+// git's repository variables and notInherited, plus where this user's
+// caches and Go settings are. A job's HOME is fresh and empty, as in the
+// cluster, so that no dotfile (a .gitconfig, a .netrc) leaks in; but a
+// cold build cache would make every local run a full rebuild, and the
+// caches are shared safely. Locations environ sets already are kept.
 func baseEnv(environ []string) []string {
 	var env []string
 	set := make(map[string]bool)

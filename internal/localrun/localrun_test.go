@@ -59,7 +59,8 @@ func TestRunPassAndFail(t *testing.T) {
 func TestRunEnvironment(t *testing.T) {
 	const branch, message = "feature/env", "Add a thing\n\nWith a body."
 	dir := gitRepo(t, branch, map[string]string{"a.txt": "a"})
-	gitIn(t, dir, "remote", "add", "origin", "https://x-access-token:s3cret@github.com/acme/widget.git")
+	gitIn(t, dir, "remote", "add", "origin",
+		"https://x-access-token:s3cret@github.com/acme/widget.git")
 	gitIn(t, dir, "commit", "-q", "--allow-empty", "-m", message)
 	sha := gitIn(t, dir, "rev-parse", "HEAD")
 	envFile := filepath.Join(t.TempDir(), "env")
@@ -376,7 +377,8 @@ func TestRunSubdirectory(t *testing.T) {
   - {name: where, image: alpine, run: ls}
 `)
 
-	results, out := run(t, t.Context(), cfg, localrun.Options{Dir: filepath.Join(dir, "svc", "api")})
+	sub := filepath.Join(dir, "svc", "api")
+	results, out := run(t, t.Context(), cfg, localrun.Options{Dir: sub})
 	if results[0].Outcome != localrun.Passed || !strings.Contains(out, "[where] a.txt\n") {
 		t.Errorf("job %s (%v):\n%s", results[0].Outcome, results[0].Err, out)
 	}

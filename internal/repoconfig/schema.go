@@ -144,12 +144,13 @@ func jobProperties() map[string]*schema {
 				"(yaci/push/NAME). Lowercase letters, digits and '-', starting and ending "+
 				"with a letter or digit, at most %d characters, unique in the file.",
 				MaxNameLength),
-			Type:                "string",
-			MinLength:           ptr(1),
-			MaxLength:           ptr(MaxNameLength),
-			Pattern:             dnsLabel.String(),
-			PatternErrorMessage: "use lowercase letters, digits and '-', starting and ending with a letter or digit",
-			Examples:            []any{"test", "lint", "build-docs"},
+			Type:      "string",
+			MinLength: ptr(1),
+			MaxLength: ptr(MaxNameLength),
+			Pattern:   dnsLabel.String(),
+			PatternErrorMessage: "use lowercase letters, digits and '-', " +
+				"starting and ending with a letter or digit",
+			Examples: []any{"test", "lint", "build-docs"},
 		},
 		"image": {
 			Description: "The container image the script runs in, " +
