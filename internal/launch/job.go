@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/url"
 	"strconv"
-	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -312,7 +311,7 @@ func runEnv(run trigger.Run) []corev1.EnvVar {
 	ev := run.Event
 	var env []corev1.EnvVar
 	for _, v := range run.Job.Env {
-		if !reservedEnv(v.Name) {
+		if !repoconfig.ReservedEnv(v.Name) {
 			env = append(env, corev1.EnvVar{Name: v.Name, Value: v.Value})
 		}
 	}
@@ -342,11 +341,6 @@ func runEnv(run trigger.Run) []corev1.EnvVar {
 	}
 
 	return env
-}
-
-// reservedEnv reports whether name belongs to yaci rather than to a job.
-func reservedEnv(name string) bool {
-	return name == "CI" || name == "HOME" || strings.HasPrefix(name, "YACI")
 }
 
 // containerSecurity returns a container security context that meets the

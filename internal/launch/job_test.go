@@ -274,13 +274,14 @@ func TestBuildJobReservedEnv(t *testing.T) {
 		{Name: "HOME", Value: "/root"},
 		{Name: "YACI_SHA", Value: "0000000000000000000000000000000000000000"},
 		{Name: "YACI_EXTRA", Value: "mine"},
+		{Name: "YACIFUL", Value: "kept"},
 		{Name: "LAST", Value: "2"},
 	}
 	c := container(t, buildJob(t, run, testOptions), launch.RunContainer)
 	env := envOf(t, c)
 
 	want := map[string]string{
-		"FIRST": "1", "LAST": "2", "CI": "true", "HOME": "/tmp",
+		"FIRST": "1", "LAST": "2", "CI": "true", "HOME": "/tmp", "YACIFUL": "kept",
 		"YACI_SHA": run.Event.SHA,
 	}
 	for name, value := range want {
@@ -291,8 +292,8 @@ func TestBuildJobReservedEnv(t *testing.T) {
 	if _, ok := env["YACI_EXTRA"]; ok {
 		t.Error("a job's YACI_ variable reached the container")
 	}
-	if c.Env[0].Name != "FIRST" || c.Env[1].Name != "LAST" {
-		t.Errorf("job variables do not come first: %v", c.Env[:2])
+	if c.Env[0].Name != "FIRST" || c.Env[1].Name != "YACIFUL" || c.Env[2].Name != "LAST" {
+		t.Errorf("job variables do not come first, in order: %v", c.Env[:3])
 	}
 }
 

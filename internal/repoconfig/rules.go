@@ -99,16 +99,23 @@ func checkRun(run string) string {
 	return ""
 }
 
+// ReservedEnv reports whether yaci sets the environment variable name
+// itself in every job (CI, HOME, YACI and the YACI_ variables), so that a
+// job's config may not.
+func ReservedEnv(name string) bool {
+	return name == "CI" || name == "HOME" || name == "YACI" || strings.HasPrefix(name, "YACI_")
+}
+
 func checkEnvName(name string) string {
 	switch {
 	case !envName.MatchString(name):
 		return fmt.Sprintf("env name %s is not valid: use letters, digits and '_', "+
 			"not starting with a digit", quote(name))
-	case name == "CI" || name == "HOME" || name == "YACI":
-		return fmt.Sprintf("env name %s is reserved: yaci sets it", quote(name))
 	case strings.HasPrefix(name, "YACI_"):
 		return fmt.Sprintf("env name %s is reserved: yaci sets the YACI_ variables",
 			quote(name))
+	case ReservedEnv(name):
+		return fmt.Sprintf("env name %s is reserved: yaci sets it", quote(name))
 	}
 
 	return ""
