@@ -1,0 +1,113 @@
+package watch
+
+import (
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// maxWaitingMessage bounds the waiting message kept of a container: it is
+// quoted in a status description of 140 characters at most.
+const maxWaitingMessage = 200
+
+// lastApplied is the annotation kubectl apply keeps a whole copy of the
+// object in; a Job someone applied by hand would carry its pod template
+// twice.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// trim is the informers' transform: it drops what the watcher never
+// reads before an object enters the cache, so that thousands of Jobs and
+// their pods fit in little memory. Objects of other types, and the
+// tombstones of deleted ones, pass as they are. Trimming a trimmed object
+// changes nothing, as the informers require.
+func trim(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *batchv1.Job:
+		return trimJob(o), nil
+	case *corev1.Pod:
+		return trimPod(o), nil
+	}
+
+	return obj, nil
+}
+
+// trimJob keeps a Job's metadata, status and the spec fields that say how
+// it runs, and drops its pod template (the bulk of it: script,
+// environment, volumes), which the watcher reads from pods instead, and
+// its selector. The informer owns the object at this point, so it is
+// changed in place.
+func trimJob(job *batchv1.Job) *batchv1.Job {
+	job.ManagedFields = nil
+	delete(job.Annotations, lastApplied)
+	job.Spec.Template = corev1.PodTemplateSpec{}
+	job.Spec.Selector = nil
+
+	return job
+}
+
+// trimPod returns the part of a pod the watcher reads while its run goes
+// on, which is all the cache needs (it holds pending pods only, and a
+// run's pods are read whole once it ends): who owns it, whether it is
+// being deleted, and what may keep it from starting: the conditions
+// decide reads and the containers that wait, with their images.
+// Everything else, labels and spec included, is left out.
+func trimPod(pod *corev1.Pod) *corev1.Pod {
+	return &corev1.Pod{
+		TypeMeta: pod.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name:                       pod.Name,
+			Namespace:                  pod.Namespace,
+			UID:                        pod.UID,
+			ResourceVersion:            pod.ResourceVersion,
+			CreationTimestamp:          pod.CreationTimestamp,
+			DeletionTimestamp:          pod.DeletionTimestamp,
+			DeletionGracePeriodSeconds: pod.DeletionGracePeriodSeconds,
+			OwnerReferences:            pod.OwnerReferences,
+		},
+		Status: corev1.PodStatus{
+			Phase:                 pod.Status.Phase,
+			Reason:                pod.Status.Reason,
+			Message:               truncate(pod.Status.Message, maxWaitingMessage),
+			Conditions:            trimConditions(pod.Status.Conditions),
+			InitContainerStatuses: waitingOnly(pod.Status.InitContainerStatuses),
+			ContainerStatuses:     waitingOnly(pod.Status.ContainerStatuses),
+		},
+	}
+}
+
+// trimConditions keeps the pod conditions decide reads: that the pod
+// is not scheduled, and that it is disrupted. Every pod of a node has the
+// other side of the first, so keeping only this side saves much.
+func trimConditions(cs []corev1.PodCondition) []corev1.PodCondition {
+	var out []corev1.PodCondition
+	for _, c := range cs {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse ||
+			c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
+			c.LastProbeTime = metav1.Time{}
+			c.Message = truncate(c.Message, maxWaitingMessage)
+			out = append(out, c)
+		}
+	}
+
+	return out
+}
+
+// waitingOnly returns the statuses of the containers that wait, each
+// with its name, image and why it waits.
+func waitingOnly(ss []corev1.ContainerStatus) []corev1.ContainerStatus {
+	var out []corev1.ContainerStatus
+	for _, s := range ss {
+		if w := s.State.Waiting; w != nil {
+			out = append(out, corev1.ContainerStatus{
+				Name:  s.Name,
+				Image: s.Image,
+				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
+					Reason:  w.Reason,
+					Message: truncate(w.Message, maxWaitingMessage),
+				}},
+			})
+		}
+	}
+
+	return out
+}
