@@ -231,7 +231,8 @@ func (d *Dispatcher) supersede(ctx context.Context, log *slog.Logger, ev Event) 
 	}
 	if err := d.Superseder.Supersede(ctx, ev); err != nil {
 		log.Warn("could not cancel superseded runs", "action", ev.Action, "error", err)
-		return fmt.Errorf("supersede runs before %s of %s: %w", ev.SHA, ev.Repo.FullName(), err)
+		return fmt.Errorf("supersede runs before %s of %s: %w",
+			ev.SHA, ev.Repo.FullName(), err)
 	}
 
 	return nil

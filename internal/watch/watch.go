@@ -164,7 +164,8 @@ type Options struct {
 	// failed post (github.RetryAfter); the run is tried again no sooner.
 	RetryAfter func(error) time.Duration
 	// Observe, when set, is called after each final status GitHub
-	// accepted. It is the seam for metrics; it must not block.
+	// accepted, from any worker. It is the seam for metrics; it must not
+	// block.
 	Observe func(Report)
 	// CallTimeout bounds each call to the API server.
 	CallTimeout time.Duration
