@@ -225,7 +225,8 @@ func TestPodSecurity(t *testing.T) {
 				c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
 				t.Error("probes are not /healthz (liveness) and /readyz (readiness)")
 			}
-			if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 8080 || !slices.Contains(c.Args, "--listen=:8080") {
+			if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 8080 ||
+				!slices.Contains(c.Args, "--listen=:8080") {
 				t.Errorf("container port %+v and --listen disagree", c.Ports)
 			}
 		})
@@ -311,8 +312,11 @@ func TestRenderVariants(t *testing.T) {
 			}
 		},
 	}, {
-		name:   "no rbac, existing service account",
-		values: map[string]any{"rbac": map[string]any{"create": false}, "serviceAccount": map[string]any{"create": false, "name": "ci-bot"}},
+		name: "no rbac, existing service account",
+		values: map[string]any{
+			"rbac":           map[string]any{"create": false},
+			"serviceAccount": map[string]any{"create": false, "name": "ci-bot"},
+		},
 		check: func(t *testing.T, r rendered) {
 			want := []string{"Service/yaci", "Deployment/yaci"}
 			if got := r.kinds(); !sameSet(got, want) {

@@ -144,7 +144,8 @@ func remount(arg string, mounts map[string]string) string {
 // mountVolumes makes a folder for each of the container's volume mounts,
 // filled as the kubelet would fill it from secret, and returns them by
 // mount path.
-func mountVolumes(t *testing.T, pod corev1.PodSpec, c corev1.Container, secret *corev1.Secret) map[string]string {
+func mountVolumes(t *testing.T, pod corev1.PodSpec, c corev1.Container,
+	secret *corev1.Secret) map[string]string {
 	t.Helper()
 	volumes := map[string]corev1.Volume{}
 	for _, v := range pod.Volumes {

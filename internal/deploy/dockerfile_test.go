@@ -270,7 +270,8 @@ func readDockerfile(t *testing.T) (builder, runtimeStage *stage, build goBuild) 
 		strings.Trim(uid, "0123456789") != "" {
 		t.Errorf("USER %q, want a numeric non-root uid that runAsNonRoot can verify", runtimeStage.user)
 	}
-	if !slices.Equal(runtimeStage.entrypoint, []string{"/yaci"}) || !slices.Equal(runtimeStage.cmd, []string{"serve"}) {
+	if !slices.Equal(runtimeStage.entrypoint, []string{"/yaci"}) ||
+		!slices.Equal(runtimeStage.cmd, []string{"serve"}) {
 		t.Errorf("ENTRYPOINT %q CMD %q, want [/yaci] [serve]", runtimeStage.entrypoint, runtimeStage.cmd)
 	}
 

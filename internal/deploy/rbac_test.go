@@ -134,13 +134,17 @@ func TestRBAC(t *testing.T) {
 
 			namespaces := map[string]string{"job": tt.job, "release": tt.release, "other": tt.other}
 			checks := append(append([]access(nil), needs...), forbidden...)
+			lease := func(verb, name string, want bool) access {
+				return access{verb: verb, group: "coordination.k8s.io", resource: "leases",
+					ns: "job", name: name, want: want}
+			}
 			checks = append(checks,
-				access{verb: "create", group: "coordination.k8s.io", resource: "leases", ns: "job", want: tt.leaseGranted},
-				access{verb: "get", group: "coordination.k8s.io", resource: "leases", ns: "job", name: "yaci", want: tt.leaseGranted},
-				access{verb: "update", group: "coordination.k8s.io", resource: "leases", ns: "job", name: "yaci", want: tt.leaseGranted},
+				lease("create", "", tt.leaseGranted),
+				lease("get", "yaci", tt.leaseGranted),
+				lease("update", "yaci", tt.leaseGranted),
 				// Another Lease, e.g. a controller's, is never in reach.
-				access{verb: "update", group: "coordination.k8s.io", resource: "leases", ns: "job", name: "kube-scheduler"},
-				access{verb: "list", group: "coordination.k8s.io", resource: "leases", ns: "job"},
+				lease("update", "kube-scheduler", false),
+				lease("list", "", false),
 				// yaci reads its own Secret as mounted files, not through
 				// the API; only when it shares the Jobs' namespace is
 				// it in reach.
@@ -161,7 +165,8 @@ func TestRBAC(t *testing.T) {
 
 // createRBAC creates the rendered ServiceAccount, Role and RoleBinding and
 // returns the ServiceAccount.
-func createRBAC(ctx context.Context, t *testing.T, cs kubernetes.Interface, r rendered) *corev1.ServiceAccount {
+func createRBAC(ctx context.Context, t *testing.T, cs kubernetes.Interface,
+	r rendered) *corev1.ServiceAccount {
 	t.Helper()
 	var (
 		sa   corev1.ServiceAccount
