@@ -35,6 +35,10 @@ type supersession struct {
 // It reads the Jobs from the API server rather than from the watcher's
 // cache, so it works in a yaci that does not run the watcher. The error
 // joins every Job it could not cancel, each named.
+//
+// TODO: a push delivered after a newer one to the same branch cancels the
+// newer run; comparing ev.Before with the runs' commits would stop that —
+// once redeliveries out of order are seen in practice.
 func (w *Watcher) Supersede(ctx context.Context, ev trigger.Event) error {
 	s, ok := supersessionFor(ev)
 	if !ok {
