@@ -2,7 +2,6 @@ package logs
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -46,11 +45,9 @@ type DirStore struct {
 // NewDirStore returns a store in dir, creating the folder if needed. A log
 // longer than maxLogBytes is cut there; zero means DefaultMaxLogBytes.
 func NewDirStore(dir string, maxLogBytes int64) (*DirStore, error) {
-	if maxLogBytes < 0 {
-		return nil, fmt.Errorf("log store %s: negative log bound %d", dir, maxLogBytes)
-	}
-	if maxLogBytes == 0 {
-		maxLogBytes = DefaultMaxLogBytes
+	maxLogBytes, err := logBound(maxLogBytes)
+	if err != nil {
+		return nil, fmt.Errorf("log store %s: %w", dir, err)
 	}
 	// Logs may hold what a job printed by mistake; only yaci reads them.
 	for _, sub := range []string{"runs", "index"} {
@@ -79,19 +76,15 @@ func (s *DirStore) PutLog(ctx context.Context, run, pod, container string, r io.
 		return LogInfo{}, fmt.Errorf("store log %s/%s/%s: %w", run, pod, container, err)
 	}
 
-	tr := newTruncReader(ctxReader{ctx, r}, s.maxLogBytes)
-	err := writeAtomic(dir, container+".log.gz", func(w io.Writer) error {
-		zw := gzip.NewWriter(w)
-		if _, err := io.Copy(zw, tr); err != nil {
-			return err
-		}
-		return zw.Close()
+	var info LogInfo
+	err := writeAtomic(dir, container+".log.gz", func(w io.Writer) (err error) {
+		info, err = encodeLog(ctx, w, r, s.maxLogBytes)
+		return err
 	})
 	if err != nil {
 		return LogInfo{}, fmt.Errorf("store log %s/%s/%s: %w", run, pod, container, err)
 	}
 
-	info := tr.info()
 	err = writeAtomic(dir, container+".json", func(w io.Writer) error {
 		return json.NewEncoder(w).Encode(info)
 	})
@@ -112,13 +105,12 @@ func (s *DirStore) GetLog(_ context.Context, run, pod, container string) (io.Rea
 	if err != nil {
 		return nil, fmt.Errorf("open log %s/%s/%s: %w", run, pod, container, notFound(err))
 	}
-	zr, err := gzip.NewReader(bufio.NewReader(f))
+	rc, err := decodeLog(f)
 	if err != nil {
-		f.Close()
 		return nil, fmt.Errorf("open log %s/%s/%s: %w", run, pod, container, err)
 	}
 
-	return gzipFile{zr, f}, nil
+	return rc, nil
 }
 
 // StatLog implements Store.
@@ -349,28 +341,4 @@ func syncDir(dir string) error {
 	defer d.Close()
 
 	return d.Sync()
-}
-
-// ctxReader stops a copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-
-	return c.r.Read(p)
-}
-
-// gzipFile closes both the gzip stream and the file under it.
-type gzipFile struct {
-	*gzip.Reader
-	f *os.File
-}
-
-func (g gzipFile) Close() error {
-	return errors.Join(g.Reader.Close(), g.f.Close())
 }

@@ -69,7 +69,7 @@ func EnsureBinaries(ctx context.Context, progress io.Writer) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("create %s: %w", dir, err)
 	}
-	unlock, err := lockFile(filepath.Join(dir, ".build.lock"))
+	unlock, err := LockFile(filepath.Join(dir, ".build.lock"))
 	if err != nil {
 		return "", err
 	}
@@ -104,8 +104,10 @@ func missingBinaries(dir string) []string {
 	return missing
 }
 
-// lockFile takes an exclusive flock on path, waiting for it.
-func lockFile(path string) (unlock func(), err error) {
+// LockFile takes an exclusive flock on path, creating the file if needed,
+// and waits for it. Helpers that build other test binaries into the user
+// cache use it too, so that parallel test packages build each only once.
+func LockFile(path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", path, err)
