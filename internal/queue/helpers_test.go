@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -51,7 +52,6 @@ type env struct {
 	ns  string
 	cs  kubernetes.Interface
 	rec *recorder
-	n   int
 }
 
 // newEnv makes a namespace and starts recording its runs' Jobs before any
@@ -79,7 +79,16 @@ func runFor(d time.Duration) func(*repoconfig.Job) {
 // keepFinalizer is set.
 func (e *env) create(repo, name string, keepFinalizer bool, mods ...func(*repoconfig.Job)) *batchv1.Job {
 	e.tb.Helper()
-	e.n++
+	job, err := e.tryCreate(repo, name, keepFinalizer, mods...)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+
+	return job
+}
+
+// tryCreate is create for any goroutine: it returns its error.
+func (e *env) tryCreate(repo, name string, keepFinalizer bool, mods ...func(*repoconfig.Job)) (*batchv1.Job, error) {
 	sum := sha1.Sum([]byte(e.ns + "/" + name))
 	run := trigger.Run{
 		Event: trigger.Event{
@@ -99,7 +108,7 @@ func (e *env) create(repo, name string, keepFinalizer bool, mods ...func(*repoco
 	}
 	job, err := launch.BuildJob(run, launch.Options{Namespace: e.ns, Suspend: true})
 	if err != nil {
-		e.tb.Fatal(err)
+		return nil, err
 	}
 	job.Name = name
 	job.Annotations[queue.AnnotationQueuedAt] = time.Now().UTC().Format(time.RFC3339Nano)
@@ -111,10 +120,10 @@ func (e *env) create(repo, name string, keepFinalizer bool, mods ...func(*repoco
 	defer cancel()
 	made, err := e.cs.BatchV1().Jobs(e.ns).Create(ctx, job, metav1.CreateOptions{})
 	if err != nil {
-		e.tb.Fatalf("create job %s: %v", name, err)
+		return nil, fmt.Errorf("create job %s: %w", name, err)
 	}
 
-	return made
+	return made, nil
 }
 
 // admitter is a running Admitter and the way to stop it.
@@ -340,7 +349,13 @@ func (rec *recorder) see(ev watch.Event) {
 // until waits until cond holds of the recorder, reading it under its lock.
 func (rec *recorder) until(tb testing.TB, what string, cond func(*recorder) bool) {
 	tb.Helper()
-	deadline := time.Now().Add(waitFor)
+	rec.within(tb, waitFor, what, cond)
+}
+
+// within is until with a bound of its own.
+func (rec *recorder) within(tb testing.TB, d time.Duration, what string, cond func(*recorder) bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		rec.mu.Lock()
 		ok := cond(rec)
