@@ -322,7 +322,8 @@ func (rec *recorder) see(ev watch.Event) {
 		r = &run{name: job.Name, repo: job.Labels[launch.LabelRepo], queued: q}
 		rec.runs[job.Name] = r
 	}
-	if at, ok := job.Annotations[queue.AnnotationAdmittedAt]; ok && !slices.Contains(r.admittedAt, at) {
+	at, ok := job.Annotations[queue.AnnotationAdmittedAt]
+	if ok && !slices.Contains(r.admittedAt, at) {
 		r.admittedAt = append(r.admittedAt, at)
 	}
 	if !ptr.Deref(job.Spec.Suspend, true) && !r.started {

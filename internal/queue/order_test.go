@@ -23,7 +23,8 @@ func queues(items ...string) map[string][]entry {
 	q := make(map[string][]entry)
 	for i, it := range items {
 		repo, name, _ := strings.Cut(it, ":")
-		q[repo] = append(q[repo], entry{name: name, repo: repo, since: t0.Add(time.Duration(i) * time.Second)})
+		since := t0.Add(time.Duration(i) * time.Second)
+		q[repo] = append(q[repo], entry{name: name, repo: repo, since: since})
 	}
 
 	return q
@@ -122,6 +123,10 @@ func admittedAt(at string) func(*batchv1.Job) {
 	return func(j *batchv1.Job) { j.Annotations[AnnotationAdmittedAt] = at }
 }
 
+func uid(u string) func(*batchv1.Job) {
+	return func(j *batchv1.Job) { j.UID = types.UID(u) }
+}
+
 func annotated(key, value string) func(*batchv1.Job) {
 	return func(j *batchv1.Job) { j.Annotations[key] = value }
 }
@@ -188,7 +193,8 @@ func TestNewState(t *testing.T) {
 
 	s := newState(jobs, admitted, "b")
 
-	if got, want := names(s.queued["a"]), []string{"a-old", "a-bb", "a-cc", "a-zz", "a-aa"}; !slices.Equal(got, want) {
+	wantA := []string{"a-old", "a-bb", "a-cc", "a-zz", "a-aa"}
+	if got, want := names(s.queued["a"]), wantA; !slices.Equal(got, want) {
 		t.Errorf("queue of a = %v, want %v", got, want)
 	}
 	if got, want := names(s.queued["b"]), []string{"b-1", "b-2"}; !slices.Equal(got, want) {
@@ -231,7 +237,8 @@ func TestMaxParallel(t *testing.T) {
 			}
 			got, ok := maxParallel(j)
 			if got != tt.want || ok != tt.wantOK {
-				t.Errorf("maxParallel(%q) = %d, %v; want %d, %v", tt.value, got, ok, tt.want, tt.wantOK)
+				t.Errorf("maxParallel(%q) = %d, %v; want %d, %v",
+					tt.value, got, ok, tt.want, tt.wantOK)
 			}
 		})
 	}
@@ -249,7 +256,7 @@ func TestSettled(t *testing.T) {
 		{"cache not caught up", mine, job("j", "r", t0), false},
 		{"cache shows the admission", mine, job("j", "r", t0, unsuspended, admittedAt(at)), true},
 		{"gone", mine, nil, true},
-		{"replaced by a new job", mine, job("j", "r", t0, func(j *batchv1.Job) { j.UID = "other" }), true},
+		{"replaced by a new job", mine, job("j", "r", t0, uid("other")), true},
 		{"being deleted", mine, job("j", "r", t0, deleting), true},
 		{"suspended again after admission", mine, job("j", "r", t0, admittedAt(at)), true},
 		{"unsure stays until read", pending{at: at}, nil, false},

@@ -198,7 +198,8 @@ func TestSkewedLoad(t *testing.T) {
 			maxWait.Seconds(), p95.Seconds())
 	}
 	t.Logf("submitted in %s; Jain's index %.4f over %s; a admitted %d while small runs waited",
-		res.submit.Round(time.Millisecond), res.jain, res.window.Round(time.Millisecond), res.aDuring)
+		res.submit.Round(time.Millisecond), res.jain, res.window.Round(time.Millisecond),
+		res.aDuring)
 
 	a30 := res.byRepo["a"][29].admitted()
 	for _, r := range res.smallRuns() {
