@@ -10,6 +10,7 @@ import (
 
 	"github.com/yaci-ci/yaci/internal/github"
 	"github.com/yaci-ci/yaci/internal/launch"
+	"github.com/yaci-ci/yaci/internal/watch"
 )
 
 // serveOptions are the settings of "yaci serve". Each is a flag with an
@@ -26,6 +27,9 @@ type serveOptions struct {
 	Namespace         string
 	PublicURL         string
 	DataDir           string
+	LinkKeyFile       string
+	APITokenFile      string
+	StuckAfter        time.Duration
 	CloneImage        string
 	DefaultTimeout    time.Duration
 	MaxTimeout        time.Duration
@@ -49,6 +53,9 @@ var serveEnv = []flagSpec{
 	{"namespace", "YACI_NAMESPACE"},
 	{"public-url", "YACI_PUBLIC_URL"},
 	{"data-dir", "YACI_DATA_DIR"},
+	{"link-key-file", "YACI_LINK_KEY_FILE"},
+	{"api-token-file", "YACI_API_TOKEN_FILE"},
+	{"stuck-after", "YACI_STUCK_AFTER"},
 	{"clone-image", "YACI_CLONE_IMAGE"},
 	{"default-timeout", "YACI_DEFAULT_TIMEOUT"},
 	{"max-timeout", "YACI_MAX_TIMEOUT"},
@@ -68,7 +75,10 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file; in-cluster config when empty")
 	fs.StringVar(&o.Namespace, "namespace", "", "namespace for Jobs (default: the pod's own namespace, else the kubeconfig's)")
 	fs.StringVar(&o.PublicURL, "public-url", "", "yaci's public base URL, used in Details links (statuses carry no link when empty)")
-	fs.StringVar(&o.DataDir, "data-dir", "", "folder for local state such as the log archive")
+	fs.StringVar(&o.DataDir, "data-dir", "", "folder for the log archive (default: a folder under the system's temporary folder, lost on restart)")
+	fs.StringVar(&o.LinkKeyFile, "link-key-file", "", "file holding the key (at least 32 bytes) that signs Details links; default: derived from the webhook secret")
+	fs.StringVar(&o.APITokenFile, "api-token-file", "", "file holding a bearer token for API clients that list runs")
+	fs.DurationVar(&o.StuckAfter, "stuck-after", watch.DefaultStuckAfter, "how long a pod may wait for a node before its run ends as an error")
 	fs.StringVar(&o.CloneImage, "clone-image", launch.DefaultCloneImage, "image with git and sh that clones the commit")
 	fs.DurationVar(&o.DefaultTimeout, "default-timeout", launch.DefaultTimeout, "timeout of a job whose config sets none")
 	fs.DurationVar(&o.MaxTimeout, "max-timeout", launch.DefaultMaxTimeout, "longest timeout a job's config may set")
@@ -140,6 +150,9 @@ func (o serveOptions) Validate() error {
 		add("--default-timeout and --max-timeout must be positive")
 	} else if o.DefaultTimeout > o.MaxTimeout {
 		add("--default-timeout %s is longer than --max-timeout %s", o.DefaultTimeout, o.MaxTimeout)
+	}
+	if o.StuckAfter <= 0 {
+		add("--stuck-after must be positive")
 	}
 	if o.QueueSize <= 0 || o.Workers <= 0 {
 		add("--queue-size and --workers must be positive")

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -21,8 +24,8 @@ import (
 
 	"github.com/yaci-ci/yaci/internal/github"
 	"github.com/yaci-ci/yaci/internal/launch"
+	"github.com/yaci-ci/yaci/internal/logs"
 	"github.com/yaci-ci/yaci/internal/server"
-	"github.com/yaci-ci/yaci/internal/trigger"
 	"github.com/yaci-ci/yaci/internal/webhook"
 )
 
@@ -95,11 +98,12 @@ func build(o serveOptions, log *slog.Logger) (*server.Server, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 
-	var runURL func(string) string
-	if o.PublicURL != "" {
-		runURL = trigger.PublicRunURL(o.PublicURL)
-	} else {
+	if o.PublicURL == "" {
 		log.Warn("no --public-url: statuses will carry no Details link")
+	}
+	signer, store, apiToken, err := runPages(o, secret, log)
+	if err != nil {
+		return nil, err
 	}
 	log.Info("starting", "version", versionString(), "listen", o.Listen, "namespace", namespace,
 		"github", o.GitHubAPIURL, "app_id", o.GitHubAppID)
@@ -114,17 +118,59 @@ func build(o serveOptions, log *slog.Logger) (*server.Server, error) {
 			DefaultTimeout: o.DefaultTimeout,
 			MaxTimeout:     o.MaxTimeout,
 		},
-		RunURL: runURL,
-		Intake: webhook.Options{QueueSize: o.QueueSize, Workers: o.Workers},
-		ReadyChecks: []func(context.Context) error{func(ctx context.Context) error {
-			// TODO: ask the watcher's informers whether they synced —
-			// once the watcher exists; until then, reaching the API
-			// server is what readiness can check.
-			_, err := kube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-			return err
-		}},
-		Logger: log,
+		PublicURL:  o.PublicURL,
+		Signer:     signer,
+		Store:      store,
+		APIToken:   apiToken,
+		StuckAfter: o.StuckAfter,
+		Intake:     webhook.Options{QueueSize: o.QueueSize, Workers: o.Workers},
+		Logger:     log,
 	})
+}
+
+// runPages sets up what run pages need: the key that signs their links,
+// the log archive, and the API token.
+func runPages(o serveOptions, webhookSecret github.Secret, log *slog.Logger) (*logs.Signer, logs.Store, string, error) {
+	var key []byte
+	if o.LinkKeyFile != "" {
+		k, err := github.ReadSecret(o.LinkKeyFile)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("link key: %w", err)
+		}
+		key = k
+	} else {
+		// Replicas share the webhook secret, so a key derived from it
+		// signs the same links on each, without one more secret to
+		// manage; the label keeps the two uses apart.
+		mac := hmac.New(sha256.New, webhookSecret)
+		mac.Write([]byte("yaci run links v1"))
+		key = mac.Sum(nil)
+	}
+	signer, err := logs.NewSigner(key)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("link key: %w", err)
+	}
+
+	dir := o.DataDir
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "yaci-data")
+		log.Warn("no --data-dir: logs are archived in a temporary folder and lost on restart", "dir", dir)
+	}
+	store, err := logs.NewDirStore(dir, 0)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("log archive: %w", err)
+	}
+
+	var apiToken string
+	if o.APITokenFile != "" {
+		tok, err := github.ReadSecret(o.APITokenFile)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("api token: %w", err)
+		}
+		apiToken = tok.Reveal()
+	}
+
+	return signer, store, apiToken, nil
 }
 
 // kubeConfig loads the kubeconfig named by the options, or the in-cluster

@@ -74,6 +74,7 @@ func TestServeBinary(t *testing.T) {
 		"--kubeconfig", testenv.Kubeconfig(t, cfg, ns),
 		"--public-url", "https://ci.example.com",
 		"--log-level", "debug",
+		"--data-dir", filepath.Join(dir, "data"),
 	)
 	// The secret comes from the environment twin, as a chart would set it.
 	cmd.Env = append(os.Environ(), "YACI_WEBHOOK_SECRET_FILE="+filepath.Join(dir, "secret"))

@@ -27,6 +27,7 @@ import (
 	"github.com/yaci-ci/yaci/internal/github"
 	"github.com/yaci-ci/yaci/internal/githubtest"
 	"github.com/yaci-ci/yaci/internal/launch"
+	"github.com/yaci-ci/yaci/internal/logs"
 	"github.com/yaci-ci/yaci/internal/repoconfig"
 	"github.com/yaci-ci/yaci/internal/server"
 	"github.com/yaci-ci/yaci/internal/testenv"
@@ -292,11 +293,21 @@ func startYaci(t *testing.T) *yaci {
 	if err != nil {
 		t.Fatal(err)
 	}
+	signer, err := logs.NewSigner([]byte(strings.Repeat("s", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := logs.NewDirStore(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := server.New(server.Config{
 		WebhookSecret: []byte(appHook),
 		GitHub:        client,
 		Kube:          kubernetes.NewForConfigOrDie(cfg),
 		Launch:        launch.Options{Namespace: ns},
+		Signer:        signer,
+		Store:         store,
 		Logger:        slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 // Package server assembles yaci's parts into one HTTP server: intake on
-// /webhook, the dispatcher behind it, and the health endpoints. It holds
-// the adapters between parts that, by design, do not know each other.
+// /webhook and the dispatcher behind it, the watcher that reports ended
+// runs, the run pages and API, and the health endpoints. It holds the
+// adapters between parts that, by design, do not know each other.
 package server
 
 import (
@@ -15,8 +16,10 @@ import (
 
 	"github.com/yaci-ci/yaci/internal/github"
 	"github.com/yaci-ci/yaci/internal/launch"
+	"github.com/yaci-ci/yaci/internal/logs"
 	"github.com/yaci-ci/yaci/internal/repoconfig"
 	"github.com/yaci-ci/yaci/internal/trigger"
+	"github.com/yaci-ci/yaci/internal/watch"
 	"github.com/yaci-ci/yaci/internal/webhook"
 )
 
@@ -29,9 +32,20 @@ type Config struct {
 	Kube          kubernetes.Interface
 	// Launch says how runs become Jobs; its Namespace is where they go.
 	Launch launch.Options
-	// RunURL makes the Details link of a run from its name; nil means
-	// statuses carry no link.
-	RunURL func(name string) string
+	// PublicURL is yaci's address as users reach it; Details links are
+	// made from it and signed with Signer. Empty means statuses carry no
+	// link.
+	PublicURL string
+	// Signer signs run links; required, as pages refuse unsigned ones.
+	Signer *logs.Signer
+	// Store keeps ended runs' logs and metadata; required.
+	Store logs.Store
+	// APIToken, when set, lets API clients list runs with
+	// "Authorization: Bearer <token>".
+	APIToken string
+	// StuckAfter is how long a pod may wait for a node before its run is
+	// ended as an error; zero means the watcher's default.
+	StuckAfter time.Duration
 	// Intake sizes the webhook queue; its Secret and Logger are set from
 	// the fields above.
 	Intake webhook.Options
@@ -43,16 +57,17 @@ type Config struct {
 
 // Server serves yaci's HTTP endpoints and runs the work behind them.
 type Server struct {
-	intake *webhook.Intake
-	mux    *http.ServeMux
-	checks []func(context.Context) error
-	log    *slog.Logger
+	intake  *webhook.Intake
+	watcher *watch.Watcher
+	mux     *http.ServeMux
+	checks  []func(context.Context) error
+	log     *slog.Logger
 }
 
 // New wires intake, dispatcher, GitHub client and launcher together.
 func New(cfg Config) (*Server, error) {
-	if cfg.GitHub == nil || cfg.Kube == nil {
-		return nil, errors.New("server: a GitHub client and a Kubernetes client are required")
+	if cfg.GitHub == nil || cfg.Kube == nil || cfg.Signer == nil || cfg.Store == nil {
+		return nil, errors.New("server: a GitHub client, a Kubernetes client, a link signer and a log store are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -63,14 +78,33 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
+	var runURL func(string) string
+	if cfg.PublicURL != "" {
+		runURL = func(name string) string { return cfg.Signer.URL(cfg.PublicURL, name) }
+	}
+
 	gh := githubAdapter{cfg.GitHub}
+	watcher, err := watch.New(cfg.Kube, watch.Options{
+		Namespace:  cfg.Launch.Namespace,
+		Statuses:   gh,
+		RunURL:     runURL,
+		Archiver:   logs.NewArchiver(cfg.Kube, cfg.Store, logs.ArchiverOptions{Logger: cfg.Logger}),
+		StuckAfter: cfg.StuckAfter,
+		Logger:     cfg.Logger,
+		Permanent:  github.IsPermanent,
+		RetryAfter: github.RetryAfter,
+	})
+	if err != nil {
+		return nil, err
+	}
 	dispatcher := &trigger.Dispatcher{
-		Configs:  gh,
-		Statuses: gh,
-		Tokens:   gh,
-		Launcher: launcherAdapter{launcher},
-		RunURL:   cfg.RunURL,
-		Logger:   webhook.LoggerFrom,
+		Configs:    gh,
+		Statuses:   gh,
+		Tokens:     gh,
+		Launcher:   launcherAdapter{launcher},
+		Superseder: watcher,
+		RunURL:     runURL,
+		Logger:     webhook.LoggerFrom,
 	}
 	in := cfg.Intake
 	in.Secret = cfg.WebhookSecret
@@ -80,13 +114,21 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
+	synced := func(context.Context) error {
+		if !watcher.HasSynced() {
+			return errors.New("watcher caches not synced")
+		}
+		return nil
+	}
 	s := &Server{
-		intake: intake,
-		mux:    http.NewServeMux(),
-		checks: append([]func(context.Context) error{cfg.GitHub.Check}, cfg.ReadyChecks...),
-		log:    cfg.Logger,
+		intake:  intake,
+		watcher: watcher,
+		mux:     http.NewServeMux(),
+		checks:  append([]func(context.Context) error{cfg.GitHub.Check, synced}, cfg.ReadyChecks...),
+		log:     cfg.Logger,
 	}
 	s.mux.Handle("/webhook", intake)
+	logs.NewHandler(cfg.Kube, cfg.Launch.Namespace, cfg.Store, cfg.Signer, cfg.APIToken, cfg.Logger).Mount(s.mux)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -101,9 +143,22 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 // ServeHTTP serves all of yaci's endpoints.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Run does the work accepted webhooks ask for until ctx ends, then
-// finishes what was already accepted before returning.
-func (s *Server) Run(ctx context.Context) error { return s.intake.Run(ctx) }
+// Run does the work accepted webhooks ask for and reports ended runs until
+// ctx ends, then finishes what was already accepted before returning.
+//
+// TODO: run the watcher only on the elected leader — once yaci runs as
+// several replicas with leader election; until then run one replica.
+func (s *Server) Run(ctx context.Context) error {
+	watched := make(chan error, 1)
+	go func() { watched <- s.watcher.Run(ctx) }()
+
+	err := s.intake.Run(ctx)
+	if werr := <-watched; werr != nil && !errors.Is(werr, context.Canceled) {
+		err = errors.Join(err, fmt.Errorf("watcher: %w", werr))
+	}
+
+	return err
+}
 
 // readyz answers 200 only when every check passes, so a load balancer
 // sends no webhook to a replica that could not act on it.

@@ -27,6 +27,7 @@ import (
 	"github.com/yaci-ci/yaci/internal/github"
 	"github.com/yaci-ci/yaci/internal/githubtest"
 	"github.com/yaci-ci/yaci/internal/launch"
+	"github.com/yaci-ci/yaci/internal/logs"
 	"github.com/yaci-ci/yaci/internal/testenv"
 	"github.com/yaci-ci/yaci/internal/webhook"
 )
@@ -72,7 +73,9 @@ func newEnv(t testing.TB) *env {
 		GitHub:        client,
 		Kube:          kube,
 		Launch:        launch.Options{Namespace: ns},
-		RunURL:        func(name string) string { return publicBase + "/runs/" + name },
+		PublicURL:     publicBase,
+		Signer:        testSigner(t),
+		Store:         testStore(t),
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -91,6 +94,24 @@ func newEnv(t testing.TB) *env {
 	})
 
 	return &env{gh: fake, kube: kube, ns: ns, url: hs.URL}
+}
+
+func testSigner(t testing.TB) *logs.Signer {
+	t.Helper()
+	s, err := logs.NewSigner([]byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func testStore(t testing.TB) logs.Store {
+	t.Helper()
+	s, err := logs.NewDirStore(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // sha makes a commit id that differs per test and label.
@@ -375,14 +396,81 @@ func TestBadSignatureDoesNothing(t *testing.T) {
 
 func TestHealthEndpoints(t *testing.T) {
 	e := newEnv(t)
-	for _, path := range []string{"/healthz", "/readyz"} {
-		resp, err := http.Get(e.url + path)
+	resp, err := http.Get(e.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz answered %d", resp.StatusCode)
+	}
+
+	// Ready once the watcher's caches have synced, which takes a moment.
+	waitFor(t, "/readyz to answer 200", func() bool {
+		resp, err := http.Get(e.url + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// TestRunToFinalStatusAndPage follows one push all the way: Jobs run
+// through the Job controller and kwok, the watcher posts success and
+// failure with signed links, and each link serves the run's archived log.
+func TestRunToFinalStatusAndPage(t *testing.T) {
+	e := newEnv(t)
+	head := sha(t, "head")
+	e.gh.SetFile(owner, repoName, head, ".yaci.yml", []byte(
+		"jobs:\n  - name: good\n    image: golang:1.26\n    run: echo all good\n"+
+			"  - name: bad\n    image: "+testenv.FailImage+"\n    run: exit 1\n"))
+
+	e.deliver(t, "push", "full-1", pushPayload("main", head))
+	final := func(ctx string) *githubtest.RecordedStatus {
+		for _, st := range e.gh.Statuses(owner, repoName, head) {
+			if st.Context == ctx && st.State != "pending" {
+				return &st
+			}
+		}
+		return nil
+	}
+	waitFor(t, "both final statuses", func() bool {
+		return final("yaci/push/good") != nil && final("yaci/push/bad") != nil
+	})
+
+	tests := []struct{ ctx, state, logLine string }{
+		{"yaci/push/good", "success", "+ echo all good"},
+		{"yaci/push/bad", "failure", "+ exit 1"},
+	}
+	for _, tt := range tests {
+		st := final(tt.ctx)
+		if st.State != tt.state {
+			t.Errorf("%s ended %s (%q), want %s", tt.ctx, st.State, st.Description, tt.state)
+		}
+		if n := e.gh.StatusCount(owner, repoName, head, tt.ctx, tt.state); n != 1 {
+			t.Errorf("%s: %d %s statuses, want exactly 1", tt.ctx, n, tt.state)
+		}
+		page := strings.Replace(st.TargetURL, publicBase, e.url, 1)
+		if !strings.Contains(page, "?t=") {
+			t.Errorf("%s links to %q, want a signed link", tt.ctx, st.TargetURL)
+		}
+		resp, err := http.Get(page)
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("%s answered %d", path, resp.StatusCode)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), tt.logLine) {
+			t.Errorf("%s page: %d, want 200 with %q", tt.ctx, resp.StatusCode, tt.logLine)
+		}
+
+		unsigned, _ := http.Get(strings.SplitN(page, "?", 2)[0])
+		if unsigned != nil {
+			unsigned.Body.Close()
+			if unsigned.StatusCode != http.StatusNotFound {
+				t.Errorf("%s page without its token answered %d, want 404", tt.ctx, unsigned.StatusCode)
+			}
 		}
 	}
 }
@@ -411,6 +499,7 @@ func TestAppAuthClonesWithScopedToken(t *testing.T) {
 	srv, err := New(Config{
 		WebhookSecret: []byte(secret), GitHub: client, Kube: kube,
 		Launch: launch.Options{Namespace: ns},
+		Signer: testSigner(t), Store: testStore(t),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
