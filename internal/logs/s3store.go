@@ -411,8 +411,9 @@ func (s *S3Store) ListRuns(ctx context.Context, repo, sha string) ([]*Run, error
 		g.Go(func() error {
 			run, err := s.GetRun(gctx, e.run)
 			var syntax *json.SyntaxError
+			var typ *json.UnmarshalTypeError
 			switch {
-			case errors.Is(err, ErrNotFound), errors.As(err, &syntax):
+			case errors.Is(err, ErrNotFound), errors.As(err, &syntax), errors.As(err, &typ):
 				return nil
 			case err != nil:
 				return err
@@ -468,22 +469,15 @@ func (s *S3Store) listIndex(ctx context.Context, repo, sha string) ([]indexEntry
 	return entries, nil
 }
 
-// putSmall writes data as the object key, in one PUT.
+// putSmall writes data, a metadata object or an empty index entry, as
+// the object key.
 func (s *S3Store) putSmall(ctx context.Context, key string, data []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, s3CallTimeout)
-	defer cancel()
-
 	contentType := "application/json"
 	if len(data) == 0 {
 		contentType = "application/octet-stream"
 	}
-	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: aws.String(s.bucket), Key: aws.String(key),
-		Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
-		ContentType: aws.String(contentType),
-	})
 
-	return s3Error(err)
+	return s.putObject(ctx, key, contentType, data, s3CallTimeout)
 }
 
 // getSmall reads the object key whole; it refuses one larger than
@@ -582,7 +576,7 @@ func (u *upload) sendPart() error {
 func (u *upload) finish() error {
 	s := u.store
 	if u.id == nil {
-		return s.putObject(u.ctx, u.key, u.contentType, u.buf)
+		return s.putObject(u.ctx, u.key, u.contentType, u.buf, s3PartTimeout)
 	}
 
 	if err := u.sendPart(); err != nil {
@@ -624,10 +618,11 @@ func (u *upload) abort() {
 	}
 }
 
-// putObject writes data as key in one PUT, with a deadline long enough
-// for a whole part.
-func (s *S3Store) putObject(ctx context.Context, key, contentType string, data []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, s3PartTimeout)
+// putObject writes data as key in one PUT that must end within timeout.
+func (s *S3Store) putObject(ctx context.Context, key, contentType string, data []byte,
+	timeout time.Duration,
+) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
@@ -671,9 +666,11 @@ func s3Error(err error) error {
 	}
 	// A HEAD request's refusal has no body, hence no code but its status.
 	var resp *smithyhttp.ResponseError
-	if errors.As(err, &resp) &&
-		(resp.HTTPStatusCode() == http.StatusForbidden || resp.HTTPStatusCode() == http.StatusUnauthorized) {
-		return denied()
+	if errors.As(err, &resp) {
+		if code := resp.HTTPStatusCode(); code == http.StatusForbidden ||
+			code == http.StatusUnauthorized {
+			return denied()
+		}
 	}
 
 	return err

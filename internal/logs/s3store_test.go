@@ -562,7 +562,8 @@ func (f *s3Fixture) testTwoReplicas(t *testing.T) {
 	}
 
 	// The first replica archives; both serve.
-	run := archiveTo(t, stores[0], "unit", map[string]string{"clone": "kwok: clone\n", "run": colourLog})
+	run := archiveTo(t, stores[0], "unit",
+		map[string]string{"clone": "kwok: clone\n", "run": colourLog})
 	want, err := os.ReadFile(filepath.Join("testdata", "page.golden.html"))
 	if err != nil {
 		t.Fatal(err)
@@ -663,5 +664,40 @@ func TestS3OptionsValidate(t *testing.T) {
 		if strings.Contains(text, "secret-never-shown") || !strings.Contains(text, "yaci-logs") {
 			t.Errorf("options print as %q", text)
 		}
+	}
+}
+
+// BenchmarkStorePutLog archives a 1 MiB log of test output into each kind
+// of store, to show what S3 costs over a local folder.
+func BenchmarkStorePutLog(b *testing.B) {
+	b.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	b.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	line := "+ go test ./...\nok  \texample.com/yaci/internal/parser\t0.012s\n"
+	log := []byte(strings.Repeat(line, (1<<20)/len(line)))
+
+	f := &s3Fixture{srv: s3test.Start(b)}
+	f.srv.CreateBucket(b, "bench")
+	s3store, err := NewS3Store(b.Context(), f.options("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	stores := []struct {
+		name  string
+		store Store
+	}{
+		{"dir", newTestStore(b, 0)},
+		{"s3", s3store},
+	}
+	for _, st := range stores {
+		b.Run(st.name, func(b *testing.B) {
+			b.SetBytes(int64(len(log)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_, err := st.store.PutLog(b.Context(), testRun, testPod, "run", bytes.NewReader(log))
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -19,10 +19,10 @@ var ErrNotFound = errors.New("logs: not found")
 // path, so no name can point outside a store's folder.
 var ErrInvalidName = errors.New("logs: invalid name")
 
-// Store keeps the archived logs and metadata of runs. The directory store
-// (DirStore) is the first implementation; the interface is what an object
-// store would implement too. Every method validates the names it gets and
-// returns ErrInvalidName for a bad one.
+// Store keeps the archived logs and metadata of runs: DirStore in a local
+// folder, S3Store in a bucket that several replicas share. Both keep the
+// same content under the same names. Every method validates the names it
+// gets and returns ErrInvalidName for a bad one.
 type Store interface {
 	// PutLog stores the log of one container of one pod of a run, read
 	// from r, replacing any earlier copy only once the new one is

@@ -187,7 +187,8 @@ func build(ctx context.Context, dir string) error {
 		return fmt.Errorf("build versitygw %s: %w\n%s", Version, err, lastLines(out.Bytes(), 20))
 	}
 
-	if err := os.Rename(filepath.Join(staging, "versitygw"), filepath.Join(dir, "versitygw")); err != nil {
+	err = os.Rename(filepath.Join(staging, "versitygw"), filepath.Join(dir, "versitygw"))
+	if err != nil {
 		return fmt.Errorf("install versitygw: %w", err)
 	}
 
