@@ -10,6 +10,7 @@ import (
 
 	"github.com/yaci-ci/yaci/internal/github"
 	"github.com/yaci-ci/yaci/internal/launch"
+	"github.com/yaci-ci/yaci/internal/queue"
 	"github.com/yaci-ci/yaci/internal/watch"
 )
 
@@ -30,6 +31,8 @@ type serveOptions struct {
 	LinkKeyFile       string
 	APITokenFile      string
 	StuckAfter        time.Duration
+	MaxRunning        int
+	MaxPerRepo        int
 	CloneImage        string
 	DefaultTimeout    time.Duration
 	MaxTimeout        time.Duration
@@ -56,6 +59,8 @@ var serveEnv = []flagSpec{
 	{"link-key-file", "YACI_LINK_KEY_FILE"},
 	{"api-token-file", "YACI_API_TOKEN_FILE"},
 	{"stuck-after", "YACI_STUCK_AFTER"},
+	{"max-running", "YACI_MAX_RUNNING"},
+	{"max-per-repo", "YACI_MAX_PER_REPO"},
 	{"clone-image", "YACI_CLONE_IMAGE"},
 	{"default-timeout", "YACI_DEFAULT_TIMEOUT"},
 	{"max-timeout", "YACI_MAX_TIMEOUT"},
@@ -79,6 +84,8 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.LinkKeyFile, "link-key-file", "", "file holding the key (at least 32 bytes) that signs Details links; default: derived from the webhook secret")
 	fs.StringVar(&o.APITokenFile, "api-token-file", "", "file holding a bearer token for API clients that list runs")
 	fs.DurationVar(&o.StuckAfter, "stuck-after", watch.DefaultStuckAfter, "how long a pod may wait for a node before its run ends as an error")
+	fs.IntVar(&o.MaxRunning, "max-running", queue.DefaultMaxRunning, "most runs running at once; the rest wait, queued fairly across repositories")
+	fs.IntVar(&o.MaxPerRepo, "max-per-repo", queue.DefaultMaxPerRepo, "most runs of one repository running at once")
 	fs.StringVar(&o.CloneImage, "clone-image", launch.DefaultCloneImage, "image with git and sh that clones the commit")
 	fs.DurationVar(&o.DefaultTimeout, "default-timeout", launch.DefaultTimeout, "timeout of a job whose config sets none")
 	fs.DurationVar(&o.MaxTimeout, "max-timeout", launch.DefaultMaxTimeout, "longest timeout a job's config may set")
@@ -150,6 +157,9 @@ func (o serveOptions) Validate() error {
 		add("--default-timeout and --max-timeout must be positive")
 	} else if o.DefaultTimeout > o.MaxTimeout {
 		add("--default-timeout %s is longer than --max-timeout %s", o.DefaultTimeout, o.MaxTimeout)
+	}
+	if o.MaxRunning <= 0 || o.MaxPerRepo <= 0 {
+		add("--max-running and --max-per-repo must be positive")
 	}
 	if o.StuckAfter <= 0 {
 		add("--stuck-after must be positive")

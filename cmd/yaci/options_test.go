@@ -45,6 +45,7 @@ func TestValidate(t *testing.T) {
 		{"default over max", func(o *serveOptions) { o.DefaultTimeout, o.MaxTimeout = 3*time.Hour, time.Hour },
 			[]string{"--default-timeout 3h0m0s is longer than --max-timeout 1h0m0s"}},
 		{"zero workers", func(o *serveOptions) { o.Workers = 0 }, []string{"--workers"}},
+		{"zero max running", func(o *serveOptions) { o.MaxRunning = 0 }, []string{"--max-running"}},
 		{"log format", func(o *serveOptions) { o.LogFormat = "xml" }, []string{`--log-format "xml"`}},
 		{"log level", func(o *serveOptions) { o.LogLevel = "loud" }, []string{"--log-level"}},
 		{"every problem at once", func(o *serveOptions) {

@@ -123,6 +123,8 @@ func build(o serveOptions, log *slog.Logger) (*server.Server, error) {
 		Store:      store,
 		APIToken:   apiToken,
 		StuckAfter: o.StuckAfter,
+		MaxRunning: o.MaxRunning,
+		MaxPerRepo: o.MaxPerRepo,
 		Intake:     webhook.Options{QueueSize: o.QueueSize, Workers: o.Workers},
 		Logger:     log,
 	})

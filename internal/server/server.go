@@ -17,6 +17,7 @@ import (
 	"github.com/yaci-ci/yaci/internal/github"
 	"github.com/yaci-ci/yaci/internal/launch"
 	"github.com/yaci-ci/yaci/internal/logs"
+	"github.com/yaci-ci/yaci/internal/queue"
 	"github.com/yaci-ci/yaci/internal/repoconfig"
 	"github.com/yaci-ci/yaci/internal/trigger"
 	"github.com/yaci-ci/yaci/internal/watch"
@@ -46,6 +47,10 @@ type Config struct {
 	// StuckAfter is how long a pod may wait for a node before its run is
 	// ended as an error; zero means the watcher's default.
 	StuckAfter time.Duration
+	// MaxRunning and MaxPerRepo limit how many runs run at once, in all
+	// and per repository; runs beyond them wait in the queue, which is
+	// the cluster's suspended Jobs. Zero means the queue's defaults.
+	MaxRunning, MaxPerRepo int
 	// Intake sizes the webhook queue; its Secret and Logger are set from
 	// the fields above.
 	Intake webhook.Options
@@ -57,11 +62,12 @@ type Config struct {
 
 // Server serves yaci's HTTP endpoints and runs the work behind them.
 type Server struct {
-	intake  *webhook.Intake
-	watcher *watch.Watcher
-	mux     *http.ServeMux
-	checks  []func(context.Context) error
-	log     *slog.Logger
+	intake   *webhook.Intake
+	watcher  *watch.Watcher
+	admitter *queue.Admitter
+	mux      *http.ServeMux
+	checks   []func(context.Context) error
+	log      *slog.Logger
 }
 
 // New wires intake, dispatcher, GitHub client and launcher together.
@@ -73,6 +79,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	cfg.Launch.Logger = cfg.Logger
+	// Every run waits, suspended, until the admitter gives it its turn.
+	cfg.Launch.Suspend = true
 	launcher, err := launch.New(cfg.Kube, cfg.Launch)
 	if err != nil {
 		return nil, err
@@ -93,6 +101,15 @@ func New(cfg Config) (*Server, error) {
 		Logger:     cfg.Logger,
 		Permanent:  github.IsPermanent,
 		RetryAfter: github.RetryAfter,
+	})
+	if err != nil {
+		return nil, err
+	}
+	admitter, err := queue.New(cfg.Kube, queue.Options{
+		Namespace:  cfg.Launch.Namespace,
+		MaxRunning: cfg.MaxRunning,
+		MaxPerRepo: cfg.MaxPerRepo,
+		Logger:     cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -121,11 +138,12 @@ func New(cfg Config) (*Server, error) {
 		return nil
 	}
 	s := &Server{
-		intake:  intake,
-		watcher: watcher,
-		mux:     http.NewServeMux(),
-		checks:  append([]func(context.Context) error{cfg.GitHub.Check, synced}, cfg.ReadyChecks...),
-		log:     cfg.Logger,
+		intake:   intake,
+		watcher:  watcher,
+		admitter: admitter,
+		mux:      http.NewServeMux(),
+		checks:   append([]func(context.Context) error{cfg.GitHub.Check, synced}, cfg.ReadyChecks...),
+		log:      cfg.Logger,
 	}
 	s.mux.Handle("/webhook", intake)
 	logs.NewHandler(cfg.Kube, cfg.Launch.Namespace, cfg.Store, cfg.Signer, cfg.APIToken, cfg.Logger).Mount(s.mux)
@@ -146,15 +164,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // Run does the work accepted webhooks ask for and reports ended runs until
 // ctx ends, then finishes what was already accepted before returning.
 //
-// TODO: run the watcher only on the elected leader — once yaci runs as
-// several replicas with leader election; until then run one replica.
+// TODO: run the watcher and the admitter only on the elected leader —
+// once yaci runs as several replicas with leader election; until then run
+// one replica.
 func (s *Server) Run(ctx context.Context) error {
-	watched := make(chan error, 1)
+	watched, admitted := make(chan error, 1), make(chan error, 1)
 	go func() { watched <- s.watcher.Run(ctx) }()
+	go func() { admitted <- s.admitter.Run(ctx) }()
 
 	err := s.intake.Run(ctx)
 	if werr := <-watched; werr != nil && !errors.Is(werr, context.Canceled) {
 		err = errors.Join(err, fmt.Errorf("watcher: %w", werr))
+	}
+	if aerr := <-admitted; aerr != nil && !errors.Is(aerr, context.Canceled) {
+		err = errors.Join(err, fmt.Errorf("admitter: %w", aerr))
 	}
 
 	return err
@@ -215,5 +238,6 @@ type launcherAdapter struct{ l *launch.Launcher }
 func (a launcherAdapter) Launch(ctx context.Context, run trigger.Run, token string) (trigger.Launched, error) {
 	name, created, err := a.l.Launch(ctx, run, token)
 
-	return trigger.Launched{Name: name, Created: created}, err
+	// Runs are created suspended and wait for the admitter.
+	return trigger.Launched{Name: name, Created: created, Queued: true}, err
 }

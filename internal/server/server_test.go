@@ -302,7 +302,7 @@ func TestForkPullRequests(t *testing.T) {
 		wantJobs    int
 		wantDesc    string
 	}{
-		{"collaborator runs", "COLLABORATOR", 2, "running"},
+		{"collaborator runs", "COLLABORATOR", 2, "queued"},
 		{"stranger waits", "NONE", 0, "waiting for a collaborator to approve this commit"},
 		{"first-time contributor waits", "FIRST_TIME_CONTRIBUTOR", 0, "waiting for a collaborator to approve this commit"},
 	}
