@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 
 	"github.com/yaci-ci/yaci/internal/launch"
@@ -238,7 +240,19 @@ type recorder struct {
 func record(tb testing.TB, cs kubernetes.Interface, ns string) *recorder {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := cs.BatchV1().Jobs(ns).Watch(ctx, metav1.ListOptions{LabelSelector: launch.Selector})
+	jobs := cs.BatchV1().Jobs(ns)
+	list, err := jobs.List(ctx, metav1.ListOptions{LabelSelector: launch.Selector})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// A busy API server may end a watch; the retry watcher goes on from
+	// the last version seen, so no change is missed.
+	w, err := watchtools.NewRetryWatcherWithContext(ctx, list.ResourceVersion, &cache.ListWatch{
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = launch.Selector
+			return jobs.Watch(ctx, o)
+		},
+	})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -365,7 +379,10 @@ func (rec *recorder) within(tb testing.TB, d time.Duration, what string, cond fu
 			return
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("gave up waiting until %s", what)
+			rec.mu.Lock()
+			seen, started := len(rec.runs), len(rec.started)
+			rec.mu.Unlock()
+			tb.Fatalf("gave up waiting until %s (%d jobs seen, %d started)", what, seen, started)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
