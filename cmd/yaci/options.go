@@ -33,6 +33,8 @@ type serveOptions struct {
 	StuckAfter        time.Duration
 	MaxRunning        int
 	MaxPerRepo        int
+	LeaderElect       bool
+	LeaderLease       string
 	CloneImage        string
 	DefaultTimeout    time.Duration
 	MaxTimeout        time.Duration
@@ -61,6 +63,8 @@ var serveEnv = []flagSpec{
 	{"stuck-after", "YACI_STUCK_AFTER"},
 	{"max-running", "YACI_MAX_RUNNING"},
 	{"max-per-repo", "YACI_MAX_PER_REPO"},
+	{"leader-elect", "YACI_LEADER_ELECT"},
+	{"leader-election-lease", "YACI_LEADER_ELECTION_LEASE"},
 	{"clone-image", "YACI_CLONE_IMAGE"},
 	{"default-timeout", "YACI_DEFAULT_TIMEOUT"},
 	{"max-timeout", "YACI_MAX_TIMEOUT"},
@@ -86,6 +90,8 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.StuckAfter, "stuck-after", watch.DefaultStuckAfter, "how long a pod may wait for a node before its run ends as an error")
 	fs.IntVar(&o.MaxRunning, "max-running", queue.DefaultMaxRunning, "most runs running at once; the rest wait, queued fairly across repositories")
 	fs.IntVar(&o.MaxPerRepo, "max-per-repo", queue.DefaultMaxPerRepo, "most runs of one repository running at once")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect one replica, with a Lease in --namespace, to watch and admit runs (needed for more than one replica)")
+	fs.StringVar(&o.LeaderLease, "leader-election-lease", "yaci", "name of the leader election Lease")
 	fs.StringVar(&o.CloneImage, "clone-image", launch.DefaultCloneImage, "image with git and sh that clones the commit")
 	fs.DurationVar(&o.DefaultTimeout, "default-timeout", launch.DefaultTimeout, "timeout of a job whose config sets none")
 	fs.DurationVar(&o.MaxTimeout, "max-timeout", launch.DefaultMaxTimeout, "longest timeout a job's config may set")
@@ -160,6 +166,9 @@ func (o serveOptions) Validate() error {
 	}
 	if o.MaxRunning <= 0 || o.MaxPerRepo <= 0 {
 		add("--max-running and --max-per-repo must be positive")
+	}
+	if o.LeaderElect && o.LeaderLease == "" {
+		add("--leader-elect needs a --leader-election-lease name")
 	}
 	if o.StuckAfter <= 0 {
 		add("--stuck-after must be positive")

@@ -125,8 +125,14 @@ func build(o serveOptions, log *slog.Logger) (*server.Server, error) {
 		StuckAfter: o.StuckAfter,
 		MaxRunning: o.MaxRunning,
 		MaxPerRepo: o.MaxPerRepo,
-		Intake:     webhook.Options{QueueSize: o.QueueSize, Workers: o.Workers},
-		Logger:     log,
+		LeaderElection: func() server.LeaderElection {
+			if !o.LeaderElect {
+				return server.LeaderElection{}
+			}
+			return server.LeaderElection{Lease: o.LeaderLease}
+		}(),
+		Intake: webhook.Options{QueueSize: o.QueueSize, Workers: o.Workers},
+		Logger: log,
 	})
 }
 

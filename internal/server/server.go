@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -51,6 +52,11 @@ type Config struct {
 	// and per repository; runs beyond them wait in the queue, which is
 	// the cluster's suspended Jobs. Zero means the queue's defaults.
 	MaxRunning, MaxPerRepo int
+	// LeaderElection, when its Lease is set, lets several replicas share
+	// the work: every replica takes webhooks and serves pages, and the
+	// elected one watches runs and admits them. Without it this replica
+	// does all.
+	LeaderElection LeaderElection
 	// Intake sizes the webhook queue; its Secret and Logger are set from
 	// the fields above.
 	Intake webhook.Options
@@ -62,12 +68,20 @@ type Config struct {
 
 // Server serves yaci's HTTP endpoints and runs the work behind them.
 type Server struct {
-	intake   *webhook.Intake
-	watcher  *watch.Watcher
-	admitter *queue.Admitter
-	mux      *http.ServeMux
-	checks   []func(context.Context) error
-	log      *slog.Logger
+	intake *webhook.Intake
+	// newWatcher and newAdmitter make the leader's parts afresh for each
+	// term, so a new term starts from the cluster as it is.
+	newWatcher  func() (*watch.Watcher, error)
+	newAdmitter func() (*queue.Admitter, error)
+	// leading is the running watcher while this replica leads, else nil.
+	leading  atomic.Pointer[watch.Watcher]
+	election LeaderElection
+	kube     kubernetes.Interface
+	// namespace holds the Jobs and the election's Lease.
+	namespace string
+	mux       *http.ServeMux
+	checks    []func(context.Context) error
+	log       *slog.Logger
 }
 
 // New wires intake, dispatcher, GitHub client and launcher together.
@@ -92,26 +106,36 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	gh := githubAdapter{cfg.GitHub}
-	watcher, err := watch.New(cfg.Kube, watch.Options{
-		Namespace:  cfg.Launch.Namespace,
-		Statuses:   gh,
-		RunURL:     runURL,
-		Archiver:   logs.NewArchiver(cfg.Kube, cfg.Store, logs.ArchiverOptions{Logger: cfg.Logger}),
-		StuckAfter: cfg.StuckAfter,
-		Logger:     cfg.Logger,
-		Permanent:  github.IsPermanent,
-		RetryAfter: github.RetryAfter,
-	})
+	newWatcher := func() (*watch.Watcher, error) {
+		return watch.New(cfg.Kube, watch.Options{
+			Namespace:  cfg.Launch.Namespace,
+			Statuses:   gh,
+			RunURL:     runURL,
+			Archiver:   logs.NewArchiver(cfg.Kube, cfg.Store, logs.ArchiverOptions{Logger: cfg.Logger}),
+			StuckAfter: cfg.StuckAfter,
+			Logger:     cfg.Logger,
+			Permanent:  github.IsPermanent,
+			RetryAfter: github.RetryAfter,
+		})
+	}
+	newAdmitter := func() (*queue.Admitter, error) {
+		return queue.New(cfg.Kube, queue.Options{
+			Namespace:  cfg.Launch.Namespace,
+			MaxRunning: cfg.MaxRunning,
+			MaxPerRepo: cfg.MaxPerRepo,
+			Logger:     cfg.Logger,
+		})
+	}
+	// Superseding reads and deletes Jobs through the API server, so every
+	// replica can do it with a watcher that never runs.
+	superseder, err := newWatcher()
 	if err != nil {
 		return nil, err
 	}
-	admitter, err := queue.New(cfg.Kube, queue.Options{
-		Namespace:  cfg.Launch.Namespace,
-		MaxRunning: cfg.MaxRunning,
-		MaxPerRepo: cfg.MaxPerRepo,
-		Logger:     cfg.Logger,
-	})
-	if err != nil {
+	if _, err := newAdmitter(); err != nil {
+		return nil, err
+	}
+	if err := cfg.LeaderElection.validate(); err != nil {
 		return nil, err
 	}
 	dispatcher := &trigger.Dispatcher{
@@ -119,7 +143,7 @@ func New(cfg Config) (*Server, error) {
 		Statuses:   gh,
 		Tokens:     gh,
 		Launcher:   launcherAdapter{launcher},
-		Superseder: watcher,
+		Superseder: superseder,
 		RunURL:     runURL,
 		Logger:     webhook.LoggerFrom,
 	}
@@ -131,20 +155,17 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	synced := func(context.Context) error {
-		if !watcher.HasSynced() {
-			return errors.New("watcher caches not synced")
-		}
-		return nil
-	}
 	s := &Server{
-		intake:   intake,
-		watcher:  watcher,
-		admitter: admitter,
-		mux:      http.NewServeMux(),
-		checks:   append([]func(context.Context) error{cfg.GitHub.Check, synced}, cfg.ReadyChecks...),
-		log:      cfg.Logger,
+		intake:      intake,
+		newWatcher:  newWatcher,
+		newAdmitter: newAdmitter,
+		election:    cfg.LeaderElection,
+		kube:        cfg.Kube,
+		namespace:   cfg.Launch.Namespace,
+		mux:         http.NewServeMux(),
+		log:         cfg.Logger,
 	}
+	s.checks = append([]func(context.Context) error{cfg.GitHub.Check, s.synced}, cfg.ReadyChecks...)
 	s.mux.Handle("/webhook", intake)
 	logs.NewHandler(cfg.Kube, cfg.Launch.Namespace, cfg.Store, cfg.Signer, cfg.APIToken, cfg.Logger).Mount(s.mux)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -161,26 +182,67 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 // ServeHTTP serves all of yaci's endpoints.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Run does the work accepted webhooks ask for and reports ended runs until
-// ctx ends, then finishes what was already accepted before returning.
-//
-// TODO: run the watcher and the admitter only on the elected leader —
-// once yaci runs as several replicas with leader election; until then run
-// one replica.
+// Run does the work accepted webhooks ask for until ctx ends, then
+// finishes what was already accepted before returning. Meanwhile it leads,
+// or takes part in the election of the replica that leads: the leader
+// watches runs end, reports them, and admits queued runs.
 func (s *Server) Run(ctx context.Context) error {
-	watched, admitted := make(chan error, 1), make(chan error, 1)
-	go func() { watched <- s.watcher.Run(ctx) }()
-	go func() { admitted <- s.admitter.Run(ctx) }()
+	led := make(chan error, 1)
+	go func() {
+		if s.election.Lease == "" {
+			led <- s.lead(ctx)
+			return
+		}
+		led <- s.elect(ctx)
+	}()
 
 	err := s.intake.Run(ctx)
-	if werr := <-watched; werr != nil && !errors.Is(werr, context.Canceled) {
-		err = errors.Join(err, fmt.Errorf("watcher: %w", werr))
+	if lerr := <-led; lerr != nil && !errors.Is(lerr, context.Canceled) {
+		err = errors.Join(err, lerr)
 	}
-	if aerr := <-admitted; aerr != nil && !errors.Is(aerr, context.Canceled) {
+
+	return err
+}
+
+// lead runs a fresh watcher and admitter until ctx ends.
+func (s *Server) lead(ctx context.Context) error {
+	watcher, err := s.newWatcher()
+	if err != nil {
+		return err
+	}
+	admitter, err := s.newAdmitter()
+	if err != nil {
+		return err
+	}
+	s.leading.Store(watcher)
+	defer s.leading.Store(nil)
+
+	admitted := make(chan error, 1)
+	go func() { admitted <- admitter.Run(ctx) }()
+
+	err = watcher.Run(ctx)
+	if err != nil {
+		err = fmt.Errorf("watcher: %w", err)
+	}
+	if aerr := <-admitted; aerr != nil {
 		err = errors.Join(err, fmt.Errorf("admitter: %w", aerr))
 	}
 
 	return err
+}
+
+// synced is ready when this replica does not lead, as followers only take
+// webhooks, or when the leader's watcher has synced its caches.
+func (s *Server) synced(context.Context) error {
+	w := s.leading.Load()
+	if w == nil && s.election.Lease == "" {
+		return errors.New("watcher not started")
+	}
+	if w != nil && !w.HasSynced() {
+		return errors.New("watcher caches not synced")
+	}
+
+	return nil
 }
 
 // readyz answers 200 only when every check passes, so a load balancer
