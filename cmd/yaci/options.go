@@ -28,6 +28,14 @@ type serveOptions struct {
 	Namespace         string
 	PublicURL         string
 	DataDir           string
+	Archive           string
+	S3Endpoint        string
+	S3Region          string
+	S3Bucket          string
+	S3Prefix          string
+	S3AccessKeyFile   string
+	S3SecretKeyFile   string
+	S3PathStyle       bool
 	LinkKeyFile       string
 	APITokenFile      string
 	StuckAfter        time.Duration
@@ -58,6 +66,14 @@ var serveEnv = []flagSpec{
 	{"namespace", "YACI_NAMESPACE"},
 	{"public-url", "YACI_PUBLIC_URL"},
 	{"data-dir", "YACI_DATA_DIR"},
+	{"archive", "YACI_ARCHIVE"},
+	{"s3-endpoint", "YACI_S3_ENDPOINT"},
+	{"s3-region", "YACI_S3_REGION"},
+	{"s3-bucket", "YACI_S3_BUCKET"},
+	{"s3-prefix", "YACI_S3_PREFIX"},
+	{"s3-access-key-file", "YACI_S3_ACCESS_KEY_FILE"},
+	{"s3-secret-key-file", "YACI_S3_SECRET_KEY_FILE"},
+	{"s3-path-style", "YACI_S3_PATH_STYLE"},
 	{"link-key-file", "YACI_LINK_KEY_FILE"},
 	{"api-token-file", "YACI_API_TOKEN_FILE"},
 	{"stuck-after", "YACI_STUCK_AFTER"},
@@ -85,6 +101,14 @@ func (o *serveOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.Namespace, "namespace", "", "namespace for Jobs (default: the pod's own namespace, else the kubeconfig's)")
 	fs.StringVar(&o.PublicURL, "public-url", "", "yaci's public base URL, used in Details links (statuses carry no link when empty)")
 	fs.StringVar(&o.DataDir, "data-dir", "", "folder for the log archive (default: a folder under the system's temporary folder, lost on restart)")
+	fs.StringVar(&o.Archive, "archive", "dir", "where ended runs' logs are kept: dir (--data-dir, one replica) or s3 (shared by replicas)")
+	fs.StringVar(&o.S3Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL; empty means AWS S3 in --s3-region")
+	fs.StringVar(&o.S3Region, "s3-region", "us-east-1", "S3 region")
+	fs.StringVar(&o.S3Bucket, "s3-bucket", "", "S3 bucket for the log archive (with --archive=s3)")
+	fs.StringVar(&o.S3Prefix, "s3-prefix", "yaci", "key prefix in the bucket")
+	fs.StringVar(&o.S3AccessKeyFile, "s3-access-key-file", "", "file holding the S3 access key id; empty, with no secret key file, uses the AWS SDK's own credential chain")
+	fs.StringVar(&o.S3SecretKeyFile, "s3-secret-key-file", "", "file holding the S3 secret access key")
+	fs.BoolVar(&o.S3PathStyle, "s3-path-style", false, "address buckets by path (most S3-compatible servers need it)")
 	fs.StringVar(&o.LinkKeyFile, "link-key-file", "", "file holding the key (at least 32 bytes) that signs Details links; default: derived from the webhook secret")
 	fs.StringVar(&o.APITokenFile, "api-token-file", "", "file holding a bearer token for API clients that list runs")
 	fs.DurationVar(&o.StuckAfter, "stuck-after", watch.DefaultStuckAfter, "how long a pod may wait for a node before its run ends as an error")
@@ -166,6 +190,23 @@ func (o serveOptions) Validate() error {
 	}
 	if o.MaxRunning <= 0 || o.MaxPerRepo <= 0 {
 		add("--max-running and --max-per-repo must be positive")
+	}
+	switch o.Archive {
+	case "dir":
+	case "s3":
+		if o.S3Bucket == "" {
+			add("--archive=s3 needs --s3-bucket")
+		}
+		if (o.S3AccessKeyFile == "") != (o.S3SecretKeyFile == "") {
+			add("--s3-access-key-file and --s3-secret-key-file go together")
+		}
+		if o.S3Endpoint != "" {
+			if err := checkURL(o.S3Endpoint); err != nil {
+				add("--s3-endpoint: %v", err)
+			}
+		}
+	default:
+		add("--archive %q: want dir or s3", o.Archive)
 	}
 	if o.LeaderElect && o.LeaderLease == "" {
 		add("--leader-elect needs a --leader-election-lease name")

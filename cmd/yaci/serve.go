@@ -159,14 +159,9 @@ func runPages(o serveOptions, webhookSecret github.Secret, log *slog.Logger) (*l
 		return nil, nil, "", fmt.Errorf("link key: %w", err)
 	}
 
-	dir := o.DataDir
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "yaci-data")
-		log.Warn("no --data-dir: logs are archived in a temporary folder and lost on restart", "dir", dir)
-	}
-	store, err := logs.NewDirStore(dir, 0)
+	store, err := archive(o, log)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("log archive: %w", err)
+		return nil, nil, "", err
 	}
 
 	var apiToken string
@@ -179,6 +174,46 @@ func runPages(o serveOptions, webhookSecret github.Secret, log *slog.Logger) (*l
 	}
 
 	return signer, store, apiToken, nil
+}
+
+// archive opens the log store the options choose.
+func archive(o serveOptions, log *slog.Logger) (logs.Store, error) {
+	if o.Archive == "s3" {
+		so := logs.S3Options{
+			Endpoint: o.S3Endpoint, Region: o.S3Region, Bucket: o.S3Bucket,
+			Prefix: o.S3Prefix, PathStyle: o.S3PathStyle, Logger: log,
+		}
+		if o.S3AccessKeyFile != "" {
+			ak, err := github.ReadSecret(o.S3AccessKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("s3 access key: %w", err)
+			}
+			sk, err := github.ReadSecret(o.S3SecretKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("s3 secret key: %w", err)
+			}
+			so.AccessKey, so.SecretKey = ak, sk
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		store, err := logs.NewS3Store(ctx, so)
+		if err != nil {
+			return nil, fmt.Errorf("log archive: %w", err)
+		}
+		return store, nil
+	}
+
+	dir := o.DataDir
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "yaci-data")
+		log.Warn("no --data-dir: logs are archived in a temporary folder and lost on restart", "dir", dir)
+	}
+	store, err := logs.NewDirStore(dir, 0)
+	if err != nil {
+		return nil, fmt.Errorf("log archive: %w", err)
+	}
+
+	return store, nil
 }
 
 // kubeConfig loads the kubeconfig named by the options, or the in-cluster
