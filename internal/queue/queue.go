@@ -430,13 +430,18 @@ func (a *Admitter) admit(ctx context.Context, e entry) error {
 	a.admitted[e.name] = pending{uid: string(job.UID), at: at, sure: true}
 	a.last = e.repo
 	a.mu.Unlock()
-	a.log.InfoContext(ctx, "admitted run", "run", e.name, "repo", e.repo,
-		"waited", now.Sub(e.since).Round(time.Millisecond))
-	if a.opts.Observe != nil {
-		a.opts.Observe(Admission{Job: e.name, Repo: e.repo, Queued: e.since, Admitted: now})
-	}
+	a.announce(ctx, e, now)
 
 	return nil
+}
+
+// announce tells of one admission: a log line and Options.Observe.
+func (a *Admitter) announce(ctx context.Context, e entry, at time.Time) {
+	a.log.InfoContext(ctx, "admitted run", "run", e.name, "repo", e.repo,
+		"waited", at.Sub(e.since).Round(time.Millisecond))
+	if a.opts.Observe != nil {
+		a.opts.Observe(Admission{Job: e.name, Repo: e.repo, Queued: e.since, Admitted: at})
+	}
 }
 
 // refused reports whether err is the API server's answer that it did not
@@ -470,17 +475,22 @@ func (a *Admitter) settleUnsure(ctx context.Context) error {
 	slices.Sort(unsure)
 
 	for _, name := range unsure {
-		p, keep, err := a.read(ctx, name)
+		job, p, keep, err := a.read(ctx, name)
 		if err != nil {
 			return err
 		}
 		a.mu.Lock()
 		if keep {
 			a.admitted[name] = p
+			a.last = repoOf(job)
 		} else {
 			delete(a.admitted, name)
 		}
 		a.mu.Unlock()
+		if keep {
+			at, _ := time.Parse(time.RFC3339Nano, p.at)
+			a.announce(ctx, entryOf(job), at)
+		}
 	}
 
 	return nil
@@ -488,25 +498,26 @@ func (a *Admitter) settleUnsure(ctx context.Context) error {
 
 // read returns what the API server says of the Job name whose admission
 // is unsure: whether it was admitted by this Run (keep), and as what.
-func (a *Admitter) read(ctx context.Context, name string) (p pending, keep bool, err error) {
+func (a *Admitter) read(ctx context.Context, name string) (job *batchv1.Job, p pending, keep bool, err error) {
 	a.mu.Lock()
 	want := a.admitted[name].at
 	a.mu.Unlock()
 
 	call, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opts.CallTimeout)
 	defer cancel()
-	job, err := a.client.BatchV1().Jobs(a.opts.Namespace).Get(call, name, metav1.GetOptions{})
+	job, err = a.client.BatchV1().Jobs(a.opts.Namespace).Get(call, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return pending{}, false, nil
+		return nil, pending{}, false, nil
 	}
 	if err != nil {
-		return pending{}, false, fmt.Errorf("read job %s after unanswered admission: %w", name, err)
+		return nil, pending{}, false, fmt.Errorf("read job %s after unanswered admission: %w",
+			name, err)
 	}
 	if job.Annotations[AnnotationAdmittedAt] != want || ptr.Deref(job.Spec.Suspend, false) {
-		return pending{}, false, nil
+		return job, pending{}, false, nil
 	}
 
-	return pending{uid: string(job.UID), at: want, sure: true}, true, nil
+	return job, pending{uid: string(job.UID), at: want, sure: true}, true, nil
 }
 
 // Position returns how many Jobs are to be admitted before the queued
