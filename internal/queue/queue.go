@@ -233,6 +233,10 @@ func (a *Admitter) Run(ctx context.Context) error {
 		informers.WithTransform(trim),
 	)
 	defer factory.Shutdown()
+	// The informer stops with ctx, which Shutdown waits for, also when
+	// Run returns early.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	jobs := factory.Batch().V1().Jobs()
 	queue := workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](retryBase, retryMax),
