@@ -25,6 +25,7 @@ import (
 	"github.com/yaci-ci/yaci/internal/github"
 	"github.com/yaci-ci/yaci/internal/launch"
 	"github.com/yaci-ci/yaci/internal/logs"
+	"github.com/yaci-ci/yaci/internal/metrics"
 	"github.com/yaci-ci/yaci/internal/server"
 	"github.com/yaci-ci/yaci/internal/webhook"
 )
@@ -73,7 +74,8 @@ func build(o serveOptions, log *slog.Logger) (*server.Server, error) {
 		return nil, fmt.Errorf("webhook secret: %w", err)
 	}
 
-	gopts := github.Options{BaseURL: o.GitHubAPIURL, Logger: log}
+	m := metrics.New()
+	gopts := github.Options{BaseURL: o.GitHubAPIURL, Logger: log, Observe: m.ObserveGitHub}
 	if o.GitHubTokenFile != "" {
 		if gopts.Token, err = github.ReadSecret(o.GitHubTokenFile); err != nil {
 			return nil, fmt.Errorf("github token: %w", err)

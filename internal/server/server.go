@@ -18,6 +18,7 @@ import (
 	"github.com/yaci-ci/yaci/internal/github"
 	"github.com/yaci-ci/yaci/internal/launch"
 	"github.com/yaci-ci/yaci/internal/logs"
+	"github.com/yaci-ci/yaci/internal/metrics"
 	"github.com/yaci-ci/yaci/internal/queue"
 	"github.com/yaci-ci/yaci/internal/repoconfig"
 	"github.com/yaci-ci/yaci/internal/trigger"
@@ -57,6 +58,10 @@ type Config struct {
 	// elected one watches runs and admits them. Without it this replica
 	// does all.
 	LeaderElection LeaderElection
+	// Metrics, when set, counts what yaci does and serves it on /metrics.
+	// The GitHub client reports to it through its own Observe option,
+	// which the caller sets.
+	Metrics *metrics.Metrics
 	// Intake sizes the webhook queue; its Secret and Logger are set from
 	// the fields above.
 	Intake webhook.Options
@@ -76,6 +81,7 @@ type Server struct {
 	// leading is the running watcher while this replica leads, else nil.
 	leading  atomic.Pointer[watch.Watcher]
 	election LeaderElection
+	metrics  *metrics.Metrics
 	kube     kubernetes.Interface
 	// namespace holds the Jobs and the election's Lease.
 	namespace string
@@ -91,6 +97,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
 	}
 	cfg.Launch.Logger = cfg.Logger
 	// Every run waits, suspended, until the admitter gives it its turn.
@@ -116,6 +125,7 @@ func New(cfg Config) (*Server, error) {
 			Logger:     cfg.Logger,
 			Permanent:  github.IsPermanent,
 			RetryAfter: github.RetryAfter,
+			Observe:    cfg.Metrics.ObserveReport,
 		})
 	}
 	newAdmitter := func() (*queue.Admitter, error) {
@@ -124,6 +134,7 @@ func New(cfg Config) (*Server, error) {
 			MaxRunning: cfg.MaxRunning,
 			MaxPerRepo: cfg.MaxPerRepo,
 			Logger:     cfg.Logger,
+			Observe:    cfg.Metrics.ObserveAdmission,
 		})
 	}
 	// Superseding reads and deletes Jobs through the API server, so every
@@ -142,7 +153,7 @@ func New(cfg Config) (*Server, error) {
 		Configs:    gh,
 		Statuses:   gh,
 		Tokens:     gh,
-		Launcher:   launcherAdapter{launcher},
+		Launcher:   launcherAdapter{launcher, cfg.Metrics},
 		Superseder: superseder,
 		RunURL:     runURL,
 		Logger:     webhook.LoggerFrom,
@@ -160,13 +171,15 @@ func New(cfg Config) (*Server, error) {
 		newWatcher:  newWatcher,
 		newAdmitter: newAdmitter,
 		election:    cfg.LeaderElection,
+		metrics:     cfg.Metrics,
 		kube:        cfg.Kube,
 		namespace:   cfg.Launch.Namespace,
 		mux:         http.NewServeMux(),
 		log:         cfg.Logger,
 	}
 	s.checks = append([]func(context.Context) error{cfg.GitHub.Check, s.synced}, cfg.ReadyChecks...)
-	s.mux.Handle("/webhook", intake)
+	s.mux.Handle("/webhook", cfg.Metrics.Webhook(intake))
+	s.mux.Handle("GET /metrics", cfg.Metrics.Handler())
 	logs.NewHandler(cfg.Kube, cfg.Launch.Namespace, cfg.Store, cfg.Signer, cfg.APIToken, cfg.Logger).Mount(s.mux)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -215,7 +228,11 @@ func (s *Server) lead(ctx context.Context) error {
 		return err
 	}
 	s.leading.Store(watcher)
-	defer s.leading.Store(nil)
+	s.metrics.SetLeader(true)
+	defer func() {
+		s.leading.Store(nil)
+		s.metrics.SetLeader(false)
+	}()
 
 	admitted := make(chan error, 1)
 	go func() { admitted <- admitter.Run(ctx) }()
@@ -295,10 +312,16 @@ func (a githubAdapter) CloneToken(ctx context.Context, inst int64, owner, repo s
 	return tok.Value.Reveal(), nil
 }
 
-type launcherAdapter struct{ l *launch.Launcher }
+type launcherAdapter struct {
+	l *launch.Launcher
+	m *metrics.Metrics
+}
 
 func (a launcherAdapter) Launch(ctx context.Context, run trigger.Run, token string) (trigger.Launched, error) {
 	name, created, err := a.l.Launch(ctx, run, token)
+	if err == nil && created {
+		a.m.RunStarted()
+	}
 
 	// Runs are created suspended and wait for the admitter.
 	return trigger.Launched{Name: name, Created: created, Queued: true}, err

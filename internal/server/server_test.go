@@ -28,6 +28,7 @@ import (
 	"github.com/yaci-ci/yaci/internal/githubtest"
 	"github.com/yaci-ci/yaci/internal/launch"
 	"github.com/yaci-ci/yaci/internal/logs"
+	"github.com/yaci-ci/yaci/internal/metrics"
 	"github.com/yaci-ci/yaci/internal/testenv"
 	"github.com/yaci-ci/yaci/internal/webhook"
 )
@@ -59,9 +60,11 @@ func newEnv(t testing.TB) *env {
 
 	fake := githubtest.NewServer(t)
 	fake.SetToken(apiToken)
+	m := metrics.New()
 	client, err := github.New(github.Options{
 		BaseURL: fake.URL,
 		Token:   github.Secret(apiToken),
+		Observe: m.ObserveGitHub,
 		Retry:   github.RetryPolicy{MaxAttempts: 2, InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
 	})
 	if err != nil {
@@ -76,6 +79,7 @@ func newEnv(t testing.TB) *env {
 		PublicURL:     publicBase,
 		Signer:        testSigner(t),
 		Store:         testStore(t),
+		Metrics:       m,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -471,6 +475,27 @@ func TestRunToFinalStatusAndPage(t *testing.T) {
 			if unsigned.StatusCode != http.StatusNotFound {
 				t.Errorf("%s page without its token answered %d, want 404", tt.ctx, unsigned.StatusCode)
 			}
+		}
+	}
+
+	// The same story, as /metrics tells it.
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range []string{
+		`yaci_webhook_deliveries_total{event="push",outcome="queued"} 1`,
+		`yaci_runs_started_total 2`,
+		`yaci_runs_admitted_total 2`,
+		`yaci_runs_finished_total{result="success"} 1`,
+		`yaci_runs_finished_total{result="failure"} 1`,
+		`yaci_github_requests_total{code="201",operation="repos/create-commit-status"} 4`,
+		`yaci_leader 1`,
+	} {
+		if !strings.Contains(string(scrape), line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
 		}
 	}
 }
