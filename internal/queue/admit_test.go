@@ -213,6 +213,7 @@ func TestPosition(t *testing.T) {
 	e := newEnv(t)
 	a := e.start(queue.Options{MaxRunning: 1})
 	e.create("pa", "pa-0", false, runFor(time.Minute))
+	e.rec.until(t, "the admitter synced", func(*recorder) bool { return a.HasSynced() })
 	e.rec.until(t, "pa-0 started", func(r *recorder) bool { return len(r.started) == 1 })
 	for _, n := range []string{"pa-1", "pa-2"} {
 		e.create("pa", n, false)
@@ -240,5 +241,13 @@ func TestPosition(t *testing.T) {
 	}
 	if _, ok := a.Position("nope"); ok {
 		t.Error("Position of an unknown job is ok")
+	}
+
+	a.stop(t)
+	if a.HasSynced() {
+		t.Error("HasSynced after Run returned")
+	}
+	if _, ok := a.Position("pa-1"); ok {
+		t.Error("Position is ok after Run returned")
 	}
 }

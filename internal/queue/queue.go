@@ -524,6 +524,15 @@ func (a *Admitter) read(ctx context.Context, name string) (job *batchv1.Job, p p
 	return job, pending{uid: string(job.UID), at: want, sure: true}, true, nil
 }
 
+// HasSynced reports whether a Run goes on and has read every Job once:
+// what /readyz may ask of the leader.
+func (a *Admitter) HasSynced() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+
+	return a.lister != nil
+}
+
 // Position returns how many Jobs are to be admitted before the queued
 // Job name, and false if name is not queued or no Run goes on.
 //
