@@ -73,6 +73,10 @@ const (
 	// the watcher any more. Its value is the state the watcher reported,
 	// or why none was (see NotStarted).
 	AnnotationReported = "yaci.dev/reported"
+	// AnnotationQueuedAt holds when Launch created a suspended Job, in
+	// RFC 3339 with nanoseconds: the creationTimestamp counts whole
+	// seconds, too coarse to keep the order of runs launched together.
+	AnnotationQueuedAt = "yaci.dev/queued-at"
 )
 
 // Finalizer is on every run's Job from its creation, so that a Job

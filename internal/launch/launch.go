@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -67,6 +68,9 @@ func (l *Launcher) Launch(ctx context.Context, run trigger.Run, token string) (n
 	log := l.opts.Logger.With("run", name, "delivery", run.Event.Delivery,
 		"repo", run.Event.Repo.FullName(), "job", run.Job.Name)
 
+	if l.opts.Suspend {
+		job.Annotations[AnnotationQueuedAt] = time.Now().UTC().Format(time.RFC3339Nano)
+	}
 	made, err := l.createJob(ctx, job)
 	if apierrors.IsAlreadyExists(err) {
 		log.DebugContext(ctx, "run already launched")

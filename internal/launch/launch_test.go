@@ -116,6 +116,10 @@ func TestLaunchOrder(t *testing.T) {
 			if got := ptr.Deref(job.Spec.Suspend, false); got != tt.suspend {
 				t.Errorf("job suspended = %v, want %v", got, tt.suspend)
 			}
+			queued, err := time.Parse(time.RFC3339Nano, job.Annotations[launch.AnnotationQueuedAt])
+			if tt.suspend && (err != nil || time.Since(queued) > time.Minute) {
+				t.Errorf("queued-at = %q (%v), want the launch time", job.Annotations[launch.AnnotationQueuedAt], err)
+			}
 			if tt.suspend {
 				return
 			}

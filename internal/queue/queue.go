@@ -91,9 +91,9 @@ const (
 	AnnotationMaxParallel = "yaci.dev/max-parallel"
 	// AnnotationQueuedAt, when it holds an RFC 3339 time, is when the Job
 	// joined the queue, in place of its creationTimestamp, which counts
-	// whole seconds only: the launcher may set it so that runs launched
-	// within one second keep their order.
-	AnnotationQueuedAt = "yaci.dev/queued-at"
+	// whole seconds only; the launcher sets it on every suspended Job so
+	// that runs launched within one second keep their order.
+	AnnotationQueuedAt = launch.AnnotationQueuedAt
 )
 
 // Defaults for the zero fields of Options.
