@@ -141,7 +141,7 @@ func BuildJob(run trigger.Run, o Options) (*batchv1.Job, error) {
 // because the clone URL and commit reach git, whatever produced them.
 func checkRun(run trigger.Run) error {
 	ev := run.Event
-	if !isCommitID(ev.SHA) {
+	if !IsCommitID(ev.SHA) {
 		return fmt.Errorf("commit %q is not a full commit id: %w", ev.SHA, ErrInvalidRun)
 	}
 	// Only https: git's other transports (ext::, file://, ssh) run

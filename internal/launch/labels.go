@@ -243,7 +243,7 @@ func RunFromJob(job *batchv1.Job) (RunInfo, error) {
 	}
 	info.Repo = trigger.Repo{Owner: owner, Name: name, CloneURL: a[AnnotationCloneURL]}
 
-	if !isCommitID(info.SHA) {
+	if !IsCommitID(info.SHA) {
 		return bad(LabelSHA, "is not a full commit id")
 	}
 	if info.Job == "" {
@@ -278,9 +278,9 @@ func RunFromJob(job *batchv1.Job) (RunInfo, error) {
 	return info, nil
 }
 
-// isCommitID reports whether s is a full SHA-1 commit id in lower-case hex,
+// IsCommitID reports whether s is a full SHA-1 commit id in lower-case hex,
 // the form GitHub sends and the only form yaci builds.
-func isCommitID(s string) bool {
+func IsCommitID(s string) bool {
 	if len(s) != 40 {
 		return false
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/yaci-ci/yaci/internal/launch"
 )
 
 // APIRun is a run as the JSON API shows it.
@@ -103,7 +105,7 @@ func (h *Handler) serveAPIList(w http.ResponseWriter, r *http.Request) {
 		clientError(w, true, http.StatusBadRequest, "repo must be owner/name")
 		return
 	}
-	if sha != "" && !isCommitID(sha) {
+	if sha != "" && !launch.IsCommitID(sha) {
 		clientError(w, true, http.StatusBadRequest,
 			"sha must be a full commit id in lower-case hex")
 		return

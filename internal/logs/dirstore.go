@@ -15,6 +15,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/yaci-ci/yaci/internal/launch"
 )
 
 // maxListed bounds what one ListRuns call returns, newest first.
@@ -160,7 +162,7 @@ func (s *DirStore) PutRun(_ context.Context, run *Run) error {
 
 // index records run under its repository and commit.
 func (s *DirStore) index(run *Run) error {
-	if !repoPattern.MatchString(run.Repo) || !isCommitID(run.SHA) {
+	if !repoPattern.MatchString(run.Repo) || !launch.IsCommitID(run.SHA) {
 		return fmt.Errorf("repo %q at %q: %w", run.Repo, run.SHA, ErrInvalidName)
 	}
 	dir := filepath.Join(s.dir, "index", repoKey(run.Repo), run.SHA)
@@ -196,7 +198,7 @@ func (s *DirStore) GetRun(_ context.Context, name string) (*Run, error) {
 
 // ListRuns implements Store.
 func (s *DirStore) ListRuns(ctx context.Context, repo, sha string) ([]*Run, error) {
-	if !repoPattern.MatchString(repo) || (sha != "" && !isCommitID(sha)) {
+	if !repoPattern.MatchString(repo) || (sha != "" && !launch.IsCommitID(sha)) {
 		return nil, fmt.Errorf("list runs of %q at %q: %w", repo, sha, ErrInvalidName)
 	}
 	base := filepath.Join(s.dir, "index", repoKey(repo))
@@ -266,20 +268,6 @@ func repoKey(repo string) string {
 	sum := sha256.Sum256([]byte(strings.ToLower(repo)))
 
 	return hex.EncodeToString(sum[:16])
-}
-
-// isCommitID reports whether s is a full commit id in lower-case hex.
-func isCommitID(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
-			return false
-		}
-	}
-
-	return true
 }
 
 // notFound wraps a missing file's error in ErrNotFound, and keeps the

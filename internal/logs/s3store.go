@@ -22,6 +22,8 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/yaci-ci/yaci/internal/launch"
 )
 
 // ErrAccessDenied is returned (wrapped) when an object store refuses the
@@ -347,7 +349,7 @@ func (s *S3Store) PutRun(ctx context.Context, run *Run) error {
 	if err := checkName("run", run.Name); err != nil {
 		return err
 	}
-	if !repoPattern.MatchString(run.Repo) || !isCommitID(run.SHA) {
+	if !repoPattern.MatchString(run.Repo) || !launch.IsCommitID(run.SHA) {
 		return fmt.Errorf("index run %s: repo %q at %q: %w", run.Name, run.Repo, run.SHA,
 			ErrInvalidName)
 	}
@@ -395,7 +397,7 @@ type indexEntry struct{ sha, run string }
 // put the start time into index keys once repositories keep thousands of
 // archived runs.
 func (s *S3Store) ListRuns(ctx context.Context, repo, sha string) ([]*Run, error) {
-	if !repoPattern.MatchString(repo) || (sha != "" && !isCommitID(sha)) {
+	if !repoPattern.MatchString(repo) || (sha != "" && !launch.IsCommitID(sha)) {
 		return nil, fmt.Errorf("list runs of %q at %q: %w", repo, sha, ErrInvalidName)
 	}
 
@@ -460,7 +462,7 @@ func (s *S3Store) listIndex(ctx context.Context, repo, sha string) ([]indexEntry
 		}
 		for _, obj := range page.Contents {
 			c, run, ok := strings.Cut(strings.TrimPrefix(aws.ToString(obj.Key), base), "/")
-			if ok && isCommitID(c) && checkName("run", run) == nil {
+			if ok && launch.IsCommitID(c) && checkName("run", run) == nil {
 				entries = append(entries, indexEntry{sha: c, run: run})
 			}
 		}
