@@ -70,13 +70,8 @@ type APIRunList struct {
 }
 
 func (h *Handler) serveAPIRun(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	q, ok := query(w, r, true)
+	name, _, ok := h.authorized(w, r, true)
 	if !ok {
-		return
-	}
-	if !h.allowed(r, q, name) {
-		clientError(w, true, http.StatusNotFound, "run not found")
 		return
 	}
 	run, live, err := h.loadRun(r.Context(), name)
@@ -203,13 +198,8 @@ func (h *Handler) apiRun(run *Run, live bool) APIRun {
 }
 
 func (h *Handler) serveRawLog(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	q, ok := query(w, r, false)
+	name, q, ok := h.authorized(w, r, false)
 	if !ok {
-		return
-	}
-	if !h.allowed(r, q, name) {
-		clientError(w, false, http.StatusNotFound, "run not found")
 		return
 	}
 	podName, container := q.Get("pod"), q.Get("container")

@@ -171,6 +171,22 @@ func query(w http.ResponseWriter, r *http.Request, api bool) (url.Values, bool) 
 	return q, true
 }
 
+// authorized parses r's query and checks that r may read the run its path
+// names. When not, it has answered: 400 for a malformed query, 404 for a
+// run r may not see, which is also what a run that does not exist gets.
+func (h *Handler) authorized(w http.ResponseWriter, r *http.Request, api bool) (name string, q url.Values, ok bool) {
+	name = r.PathValue("name")
+	if q, ok = query(w, r, api); !ok {
+		return "", nil, false
+	}
+	if !h.allowed(r, q, name) {
+		clientError(w, api, http.StatusNotFound, "run not found")
+		return "", nil, false
+	}
+
+	return name, q, true
+}
+
 // allowed reports whether r may read the run called name: with the run's
 // token in "t", or with the API bearer token.
 func (h *Handler) allowed(r *http.Request, q url.Values, name string) bool {

@@ -70,13 +70,8 @@ type section struct {
 }
 
 func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	q, ok := query(w, r, false)
+	name, _, ok := h.authorized(w, r, false)
 	if !ok {
-		return
-	}
-	if !h.allowed(r, q, name) {
-		clientError(w, false, http.StatusNotFound, "run not found")
 		return
 	}
 	run, live, err := h.loadRun(r.Context(), name)

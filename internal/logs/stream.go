@@ -34,15 +34,11 @@ type streamReq struct {
 }
 
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
-	q, ok := query(w, r, false)
+	name, q, ok := h.authorized(w, r, false)
 	if !ok {
 		return
 	}
-	req := streamReq{name: r.PathValue("name"), pod: q.Get("pod"), container: q.Get("container")}
-	if !h.allowed(r, q, req.name) {
-		clientError(w, false, http.StatusNotFound, "run not found")
-		return
-	}
+	req := streamReq{name: name, pod: q.Get("pod"), container: q.Get("container")}
 	if req.container == "" {
 		req.container = "run"
 	}
