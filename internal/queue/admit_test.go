@@ -239,6 +239,9 @@ func TestPosition(t *testing.T) {
 	if _, ok := a.Position("pa-0"); ok {
 		t.Error("Position of a running job is ok, want not queued")
 	}
+	if n, ok := a.Queued(); !ok || n != 3 {
+		t.Errorf("Queued() = %d, %v; want 3 waiting behind the running one", n, ok)
+	}
 	if _, ok := a.Position("nope"); ok {
 		t.Error("Position of an unknown job is ok")
 	}
@@ -246,6 +249,9 @@ func TestPosition(t *testing.T) {
 	a.stop(t)
 	if a.HasSynced() {
 		t.Error("HasSynced after Run returned")
+	}
+	if _, ok := a.Queued(); ok {
+		t.Error("Queued is ok after Run returned")
 	}
 	if _, ok := a.Position("pa-1"); ok {
 		t.Error("Position is ok after Run returned")

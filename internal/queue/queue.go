@@ -566,6 +566,31 @@ func (a *Admitter) Position(name string) (ahead int, ok bool) {
 	return i, true
 }
 
+// Queued returns how many Jobs wait for admission, from the informer's
+// cache; ok is false while the Admitter is not running.
+func (a *Admitter) Queued() (n int, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.lister == nil {
+		return 0, false
+	}
+
+	jobs, err := a.lister.List(labels.Everything())
+	if err != nil {
+		return 0, false
+	}
+	for _, job := range jobs {
+		// A Job this Admitter just started may still look suspended in
+		// the cache; it no longer waits.
+		_, started := a.admitted[job.Name]
+		if classify(job) == queued && !started {
+			n++
+		}
+	}
+
+	return n, true
+}
+
 // trim is the informer's transform: it drops what admission never reads
 // (managed fields, a kubectl copy of the object, the pod template) before
 // a Job enters the cache. Trimming twice changes nothing.

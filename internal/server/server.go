@@ -78,11 +78,13 @@ type Server struct {
 	// term, so a new term starts from the cluster as it is.
 	newWatcher  func() (*watch.Watcher, error)
 	newAdmitter func() (*queue.Admitter, error)
-	// leading is the running watcher while this replica leads, else nil.
-	leading  atomic.Pointer[watch.Watcher]
-	election LeaderElection
-	metrics  *metrics.Metrics
-	kube     kubernetes.Interface
+	// leading and admitting are the running watcher and admitter while
+	// this replica leads, else nil.
+	leading   atomic.Pointer[watch.Watcher]
+	admitting atomic.Pointer[queue.Admitter]
+	election  LeaderElection
+	metrics   *metrics.Metrics
+	kube      kubernetes.Interface
 	// namespace holds the Jobs and the election's Lease.
 	namespace string
 	mux       *http.ServeMux
@@ -178,6 +180,15 @@ func New(cfg Config) (*Server, error) {
 		log:         cfg.Logger,
 	}
 	s.checks = append([]func(context.Context) error{cfg.GitHub.Check, s.synced}, cfg.ReadyChecks...)
+	// Only the leader's admitter knows the queue; followers report 0.
+	cfg.Metrics.SetQueueDepthFunc(func() float64 {
+		a := s.admitting.Load()
+		if a == nil {
+			return 0
+		}
+		n, _ := a.Queued()
+		return float64(n)
+	})
 	s.mux.Handle("/webhook", cfg.Metrics.Webhook(intake))
 	s.mux.Handle("GET /metrics", cfg.Metrics.Handler())
 	logs.NewHandler(cfg.Kube, cfg.Launch.Namespace, cfg.Store, cfg.Signer, cfg.APIToken, cfg.Logger).Mount(s.mux)
@@ -228,9 +239,11 @@ func (s *Server) lead(ctx context.Context) error {
 		return err
 	}
 	s.leading.Store(watcher)
+	s.admitting.Store(admitter)
 	s.metrics.SetLeader(true)
 	defer func() {
 		s.leading.Store(nil)
+		s.admitting.Store(nil)
 		s.metrics.SetLeader(false)
 	}()
 

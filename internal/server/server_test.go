@@ -493,6 +493,7 @@ func TestRunToFinalStatusAndPage(t *testing.T) {
 		`yaci_runs_finished_total{result="failure"} 1`,
 		`yaci_github_requests_total{code="201",operation="repos/create-commit-status"} 4`,
 		`yaci_leader 1`,
+		`yaci_queue_depth 0`,
 	} {
 		if !strings.Contains(string(scrape), line+"\n") {
 			t.Errorf("/metrics lacks %q", line)
