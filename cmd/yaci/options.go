@@ -91,37 +91,69 @@ var serveEnv = []flagSpec{
 }
 
 func (o *serveOptions) bind(fs *flag.FlagSet) {
-	fs.StringVar(&o.Listen, "listen", ":8080", "address to serve webhooks, pages and health checks on")
-	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (required)")
-	fs.StringVar(&o.GitHubAPIURL, "github-api-url", github.DefaultBaseURL, "GitHub REST API root; GitHub Enterprise Server: https://HOST/api/v3/")
-	fs.StringVar(&o.GitHubTokenFile, "github-token-file", "", "file holding a GitHub token (token auth)")
-	fs.Int64Var(&o.GitHubAppID, "github-app-id", 0, "GitHub App id (App auth, with --github-app-key-file)")
-	fs.StringVar(&o.GitHubAppKeyFile, "github-app-key-file", "", "file holding the GitHub App's PEM private key")
+	fs.StringVar(&o.Listen, "listen", ":8080",
+		"address to serve webhooks, pages and health checks on")
+	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", "",
+		"file holding the webhook secret (required)")
+	fs.StringVar(&o.GitHubAPIURL, "github-api-url", github.DefaultBaseURL,
+		"GitHub REST API root; GitHub Enterprise Server: https://HOST/api/v3/")
+	fs.StringVar(&o.GitHubTokenFile, "github-token-file", "",
+		"file holding a GitHub token (token auth)")
+	fs.Int64Var(&o.GitHubAppID, "github-app-id", 0,
+		"GitHub App id (App auth, with --github-app-key-file)")
+	fs.StringVar(&o.GitHubAppKeyFile, "github-app-key-file", "",
+		"file holding the GitHub App's PEM private key")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file; in-cluster config when empty")
-	fs.StringVar(&o.Namespace, "namespace", "", "namespace for Jobs (default: the pod's own namespace, else the kubeconfig's)")
-	fs.StringVar(&o.PublicURL, "public-url", "", "yaci's public base URL, used in Details links (statuses carry no link when empty)")
-	fs.StringVar(&o.DataDir, "data-dir", "", "folder for the log archive (default: a folder under the system's temporary folder, lost on restart)")
-	fs.StringVar(&o.Archive, "archive", "dir", "where ended runs' logs are kept: dir (--data-dir, one replica) or s3 (shared by replicas)")
-	fs.StringVar(&o.S3Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL; empty means AWS S3 in --s3-region")
+	fs.StringVar(&o.Namespace, "namespace", "",
+		"namespace for Jobs (default: the pod's own namespace, else the kubeconfig's)")
+	fs.StringVar(&o.PublicURL, "public-url", "",
+		"yaci's public base URL, used in Details links (statuses carry no link when "+
+			"empty)")
+	fs.StringVar(&o.DataDir, "data-dir", "",
+		"folder for the log archive (default: a folder under the system's temporary "+
+			"folder, lost on restart)")
+	fs.StringVar(&o.Archive, "archive", "dir",
+		"where ended runs' logs are kept: dir (--data-dir, one replica) or s3 (shared by "+
+			"replicas)")
+	fs.StringVar(&o.S3Endpoint, "s3-endpoint", "",
+		"S3-compatible endpoint URL; empty means AWS S3 in --s3-region")
 	fs.StringVar(&o.S3Region, "s3-region", "us-east-1", "S3 region")
 	fs.StringVar(&o.S3Bucket, "s3-bucket", "", "S3 bucket for the log archive (with --archive=s3)")
 	fs.StringVar(&o.S3Prefix, "s3-prefix", "yaci", "key prefix in the bucket")
-	fs.StringVar(&o.S3AccessKeyFile, "s3-access-key-file", "", "file holding the S3 access key id; empty, with no secret key file, uses the AWS SDK's own credential chain")
-	fs.StringVar(&o.S3SecretKeyFile, "s3-secret-key-file", "", "file holding the S3 secret access key")
-	fs.BoolVar(&o.S3PathStyle, "s3-path-style", false, "address buckets by path (most S3-compatible servers need it)")
-	fs.StringVar(&o.LinkKeyFile, "link-key-file", "", "file holding the key (at least 32 bytes) that signs Details links; default: derived from the webhook secret")
-	fs.StringVar(&o.APITokenFile, "api-token-file", "", "file holding a bearer token for API clients that list runs")
-	fs.DurationVar(&o.StuckAfter, "stuck-after", watch.DefaultStuckAfter, "how long a pod may wait for a node before its run ends as an error")
-	fs.IntVar(&o.MaxRunning, "max-running", queue.DefaultMaxRunning, "most runs running at once; the rest wait, queued fairly across repositories")
-	fs.IntVar(&o.MaxPerRepo, "max-per-repo", queue.DefaultMaxPerRepo, "most runs of one repository running at once")
-	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect one replica, with a Lease in --namespace, to watch and admit runs (needed for more than one replica)")
-	fs.StringVar(&o.LeaderLease, "leader-election-lease", "yaci", "name of the leader election Lease")
-	fs.StringVar(&o.CloneImage, "clone-image", launch.DefaultCloneImage, "image with git and sh that clones the commit")
-	fs.DurationVar(&o.DefaultTimeout, "default-timeout", launch.DefaultTimeout, "timeout of a job whose config sets none")
-	fs.DurationVar(&o.MaxTimeout, "max-timeout", launch.DefaultMaxTimeout, "longest timeout a job's config may set")
-	fs.IntVar(&o.QueueSize, "queue-size", 1000, "webhook deliveries held for the workers; when full, deliveries get 503")
+	fs.StringVar(&o.S3AccessKeyFile, "s3-access-key-file", "",
+		"file holding the S3 access key id; empty, with no secret key file, uses the AWS "+
+			"SDK's own credential chain")
+	fs.StringVar(&o.S3SecretKeyFile, "s3-secret-key-file", "",
+		"file holding the S3 secret access key")
+	fs.BoolVar(&o.S3PathStyle, "s3-path-style", false,
+		"address buckets by path (most S3-compatible servers need it)")
+	fs.StringVar(&o.LinkKeyFile, "link-key-file", "",
+		"file holding the key (at least 32 bytes) that signs Details links; default: "+
+			"derived from the webhook secret")
+	fs.StringVar(&o.APITokenFile, "api-token-file", "",
+		"file holding a bearer token for API clients that list runs")
+	fs.DurationVar(&o.StuckAfter, "stuck-after", watch.DefaultStuckAfter,
+		"how long a pod may wait for a node before its run ends as an error")
+	fs.IntVar(&o.MaxRunning, "max-running", queue.DefaultMaxRunning,
+		"most runs running at once; the rest wait, queued fairly across repositories")
+	fs.IntVar(&o.MaxPerRepo, "max-per-repo", queue.DefaultMaxPerRepo,
+		"most runs of one repository running at once")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false,
+		"elect one replica, with a Lease in --namespace, to watch and admit runs (needed "+
+			"for more than one replica)")
+	fs.StringVar(&o.LeaderLease, "leader-election-lease", "yaci",
+		"name of the leader election Lease")
+	fs.StringVar(&o.CloneImage, "clone-image", launch.DefaultCloneImage,
+		"image with git and sh that clones the commit")
+	fs.DurationVar(&o.DefaultTimeout, "default-timeout", launch.DefaultTimeout,
+		"timeout of a job whose config sets none")
+	fs.DurationVar(&o.MaxTimeout, "max-timeout", launch.DefaultMaxTimeout,
+		"longest timeout a job's config may set")
+	fs.IntVar(&o.QueueSize, "queue-size", 1000,
+		"webhook deliveries held for the workers; when full, deliveries get 503")
 	fs.IntVar(&o.Workers, "workers", 4, "deliveries handled at once")
-	fs.StringVar(&o.LogFormat, "log-format", "auto", "log format: json, text, or auto (text on a terminal, else json)")
+	fs.StringVar(&o.LogFormat, "log-format", "auto",
+		"log format: json, text, or auto (text on a terminal, else json)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 

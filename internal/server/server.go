@@ -95,7 +95,8 @@ type Server struct {
 // New wires intake, dispatcher, GitHub client and launcher together.
 func New(cfg Config) (*Server, error) {
 	if cfg.GitHub == nil || cfg.Kube == nil || cfg.Signer == nil || cfg.Store == nil {
-		return nil, errors.New("server: a GitHub client, a Kubernetes client, a link signer and a log store are required")
+		return nil, errors.New("server: a GitHub client, a Kubernetes client, " +
+			"a link signer and a log store are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -191,7 +192,9 @@ func New(cfg Config) (*Server, error) {
 	})
 	s.mux.Handle("/webhook", cfg.Metrics.Webhook(intake))
 	s.mux.Handle("GET /metrics", cfg.Metrics.Handler())
-	logs.NewHandler(cfg.Kube, cfg.Launch.Namespace, cfg.Store, cfg.Signer, cfg.APIToken, cfg.Logger).Mount(s.mux)
+	pages := logs.NewHandler(cfg.Kube, cfg.Launch.Namespace, cfg.Store, cfg.Signer,
+		cfg.APIToken, cfg.Logger)
+	pages.Mount(s.mux)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
