@@ -223,7 +223,8 @@ func buildKube(ctx context.Context, work, out string, cmds []string, progress io
 	// Without these the binaries call themselves v0.0.0, which clients
 	// cannot parse as a server version.
 	v := "k8s.io/component-base/version"
-	ldflags := fmt.Sprintf("-s -w -X %[1]s.gitVersion=%[2]s -X %[1]s.gitMajor=1 -X %[1]s.gitMinor=%[3]s -X %[1]s.gitTreeState=clean",
+	ldflags := fmt.Sprintf("-s -w -X %[1]s.gitVersion=%[2]s -X %[1]s.gitMajor=1 "+
+		"-X %[1]s.gitMinor=%[3]s -X %[1]s.gitTreeState=clean",
 		v, KubernetesVersion, strings.Split(KubernetesVersion, ".")[1])
 	args := []string{"build", "-trimpath", "-ldflags", ldflags, "-o", out + "/"}
 	for _, c := range cmds {

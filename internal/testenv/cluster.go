@@ -80,7 +80,8 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	}
 	for _, b := range Components {
 		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
-			return nil, fmt.Errorf("%s: binary missing in %s (run EnsureBinaries first): %w", b, o.BinDir, err)
+			return nil, fmt.Errorf("%s: binary missing in %s (run EnsureBinaries first): %w",
+				b, o.BinDir, err)
 		}
 	}
 	defer func() {
@@ -179,7 +180,10 @@ func (c *Cluster) pickPorts(api int) (portSet, error) {
 		held = append(held, l)
 		free[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	ps = portSet{etcd: free[0], etcdPeer: free[1], api: free[2], kcm: free[3], scheduler: free[4], kwok: free[5]}
+	ps = portSet{
+		etcd: free[0], etcdPeer: free[1], api: free[2],
+		kcm: free[3], scheduler: free[4], kwok: free[5],
+	}
 	if api != 0 {
 		ps.api = api
 	}
@@ -195,7 +199,9 @@ func (c *Cluster) writeKubeconfig(p *pki, port int) error {
 		CertificateAuthority: p.CACert,
 	}
 	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: p.Token}
-	cfg.Contexts["testenv"] = &clientcmdapi.Context{Cluster: "testenv", AuthInfo: "admin", Namespace: "default"}
+	cfg.Contexts["testenv"] = &clientcmdapi.Context{
+		Cluster: "testenv", AuthInfo: "admin", Namespace: "default",
+	}
 	cfg.CurrentContext = "testenv"
 	if err := clientcmd.WriteToFile(*cfg, c.Kubeconfig); err != nil {
 		return fmt.Errorf("write kubeconfig: %w", err)

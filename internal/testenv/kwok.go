@@ -62,7 +62,8 @@ func (c *Cluster) startKwok(ctx context.Context, o Options, p *pki, ps portSet) 
 	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
 		return err
 	}
-	if err := c.installCRD(ctx, filepath.Join(src, "kustomize/crd/bases/kwok.x-k8s.io_logs.yaml")); err != nil {
+	crd := filepath.Join(src, "kustomize/crd/bases/kwok.x-k8s.io_logs.yaml")
+	if err := c.installCRD(ctx, crd); err != nil {
 		return fmt.Errorf("kwok: %w", err)
 	}
 
@@ -157,7 +158,8 @@ func (c *Cluster) kwokConfig(src string) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(defaultLog), 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(defaultLog, criLines("stdout", "kwok: no log was written for this pod"), 0o644); err != nil {
+	fallback := criLines("stdout", "kwok: no log was written for this pod")
+	if err := os.WriteFile(defaultLog, fallback, 0o644); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(&out, `---
@@ -302,7 +304,9 @@ func (c *Cluster) installCRD(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	gvr := schema.GroupVersionResource{
+		Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions",
+	}
 	_, err = dc.Resource(gvr).Create(ctx, obj, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create CRD %s: %w", obj.GetName(), err)

@@ -54,7 +54,9 @@ func (c *Cluster) startPodLogWriter(cs kubernetes.Interface) error {
 			err := registerPod(ctx, cs, dc, dir, pod)
 			// A test that ended deletes its namespace; its last pods
 			// need no log.
-			if err != nil && ctx.Err() == nil && !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+			ended := ctx.Err() != nil ||
+				apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause)
+			if err != nil && !ended {
 				fmt.Fprintf(os.Stderr, "testenv: log for pod %s/%s: %v\n", pod.Namespace, pod.Name, err)
 			}
 		},
@@ -84,7 +86,8 @@ func (c *Cluster) startPodLogWriter(cs kubernetes.Interface) error {
 
 // registerPod writes the logs of a Job's pod, then marks the pod so that
 // kwok lets it run (see logsAnnotation). Other pods are only marked.
-func registerPod(ctx context.Context, cs kubernetes.Interface, dc dynamic.Interface, dir string, pod *corev1.Pod) error {
+func registerPod(ctx context.Context, cs kubernetes.Interface, dc dynamic.Interface,
+	dir string, pod *corev1.Pod) error {
 	if pod.Annotations[logsAnnotation] != "" {
 		return nil
 	}
@@ -94,7 +97,8 @@ func registerPod(ctx context.Context, cs kubernetes.Interface, dc dynamic.Interf
 		}
 	}
 	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"written"}}}`, logsAnnotation)
-	_, err := cs.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	_, err := cs.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType,
+		patch, metav1.PatchOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

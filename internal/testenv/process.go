@@ -92,7 +92,8 @@ func (p *process) failure(what string, cause error) error {
 
 // waitReady polls check until it succeeds, the process exits, ctx ends or
 // timeout passes, whichever comes first.
-func (p *process) waitReady(ctx context.Context, timeout time.Duration, check func(context.Context) error) error {
+func (p *process) waitReady(ctx context.Context, timeout time.Duration,
+	check func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 

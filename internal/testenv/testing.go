@@ -130,7 +130,8 @@ func connect() (*rest.Config, string, error) {
 		return cfg, os.Getenv(EnvLogDir), nil
 	}
 	if !shared.inMain {
-		return nil, "", errors.New("this package starts its own control plane, so its TestMain must call testenv.Main to stop it")
+		return nil, "", errors.New("this package starts its own control plane, " +
+			"so its TestMain must call testenv.Main to stop it")
 	}
 
 	// Building the binaries can take many minutes on a cold machine; it
@@ -160,7 +161,9 @@ func Kubeconfig(t testing.TB, cfg *rest.Config, namespace string) string {
 		CertificateAuthorityData: cfg.CAData,
 	}
 	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
-	kc.Contexts["testenv"] = &clientcmdapi.Context{Cluster: "testenv", AuthInfo: "admin", Namespace: namespace}
+	kc.Contexts["testenv"] = &clientcmdapi.Context{
+		Cluster: "testenv", AuthInfo: "admin", Namespace: namespace,
+	}
 	kc.CurrentContext = "testenv"
 
 	path := filepath.Join(t.TempDir(), "kubeconfig")
