@@ -66,6 +66,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return exitCode(2)
 	}
 
+	opts := testenv.Options{Dir: *dir, APIPort: *port, Nodes: *nodes, Progress: stderr}
 	switch args[0] {
 	case "build":
 		dir, err := testenv.EnsureBinaries(ctx, stderr)
@@ -75,12 +76,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, dir)
 		return nil
 	case "up":
-		return up(ctx, testenv.Options{Dir: *dir, APIPort: *port, Nodes: *nodes, Progress: stderr}, stdout)
+		return up(ctx, opts, stdout)
 	case "exec":
 		if fs.NArg() == 0 {
 			return fmt.Errorf("exec needs a command after --\n%s", usage)
 		}
-		return execCmd(ctx, testenv.Options{Dir: *dir, APIPort: *port, Nodes: *nodes, Progress: stderr}, fs.Args(), stderr)
+		return execCmd(ctx, opts, fs.Args(), stderr)
 	default:
 		fmt.Fprintf(stderr, "unknown command %q\n%s\n", args[0], usage)
 		return exitCode(2)
