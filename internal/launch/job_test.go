@@ -593,3 +593,14 @@ func BenchmarkBuildJob(b *testing.B) {
 		}
 	}
 }
+
+func TestBuildJobParallel(t *testing.T) {
+	run := pushRun()
+	if _, ok := buildJob(t, run, testOptions).Annotations[launch.AnnotationMaxParallel]; ok {
+		t.Error("a run without a limit carries the max-parallel annotation")
+	}
+	run.Parallel = 3
+	if got := buildJob(t, run, testOptions).Annotations[launch.AnnotationMaxParallel]; got != "3" {
+		t.Errorf("max-parallel annotation = %q, want 3", got)
+	}
+}

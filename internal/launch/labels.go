@@ -73,6 +73,10 @@ const (
 	// the watcher any more. Its value is the state the watcher reported,
 	// or why none was (see NotStarted).
 	AnnotationReported = "yaci.dev/reported"
+	// AnnotationMaxParallel holds the repository config's limit on its
+	// runs at once (trigger.Run.Parallel), for admission to honour; absent
+	// when the config sets none.
+	AnnotationMaxParallel = "yaci.dev/max-parallel"
 	// AnnotationQueuedAt holds when Launch created a suspended Job, in
 	// RFC 3339 with nanoseconds: the creationTimestamp counts whole
 	// seconds, too coarse to keep the order of runs launched together.
@@ -163,6 +167,9 @@ func annotationsFor(run trigger.Run) map[string]string {
 	}
 	if ev.InstallationID != 0 {
 		a[AnnotationInstallation] = strconv.FormatInt(ev.InstallationID, 10)
+	}
+	if run.Parallel > 0 {
+		a[AnnotationMaxParallel] = strconv.Itoa(run.Parallel)
 	}
 
 	return a

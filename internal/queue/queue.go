@@ -86,9 +86,8 @@ const (
 	// AnnotationMaxParallel, when it holds a whole number of at least
 	// one, lowers the per-repository limit of the Job's repository to
 	// it; a larger value changes nothing. The newest Job of a repository
-	// decides. It is the seam for a max-parallel key of .yaci.yml, which
-	// the launcher would copy here.
-	AnnotationMaxParallel = "yaci.dev/max-parallel"
+	// decides. The launcher copies the parallel key of .yaci.yml here.
+	AnnotationMaxParallel = launch.AnnotationMaxParallel
 	// AnnotationQueuedAt, when it holds an RFC 3339 time, is when the Job
 	// joined the queue, in place of its creationTimestamp, which counts
 	// whole seconds only; the launcher sets it on every suspended Job so

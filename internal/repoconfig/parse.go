@@ -121,12 +121,15 @@ func (p *parser) config(doc *yaml.Node) *Config {
 	}
 
 	var jobsKey, jobs *yaml.Node
+	parallel := 0
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		switch {
 		case !schemaKey(k):
 		case k.Value == "jobs":
 			jobsKey, jobs = k, v
+		case k.Value == "parallel":
+			parallel = p.parallel(v)
 		default:
 			p.unknownKey(k, "top-level", rootKeys)
 		}
@@ -136,7 +139,7 @@ func (p *parser) config(doc *yaml.Node) *Config {
 		return nil
 	}
 
-	return &Config{Jobs: p.jobs(jobsKey, jobs)}
+	return &Config{Jobs: p.jobs(jobsKey, jobs), Parallel: parallel}
 }
 
 // jobs checks the jobs list and each job in it.
@@ -320,6 +323,21 @@ func (p *parser) envValue(name, v *yaml.Node) string {
 	}
 
 	return v.Value
+}
+
+// parallel checks the most runs of the repository that run at once.
+func (p *parser) parallel(v *yaml.Node) int {
+	if isNull(v) {
+		return 0
+	}
+	text, ok := p.scalar("parallel", v, "a whole number")
+	if !ok {
+		return 0
+	}
+	n, msg := parseParallel(text)
+	p.check(v, msg)
+
+	return n
 }
 
 // timeout checks a timeout such as "20m".

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -27,6 +28,11 @@ const (
 	// Kubernetes object name (at most 63 characters) next to a hash.
 	MaxNameLength = 40
 
+	// MaxParallel is the largest value of the parallel key. The server's
+	// own per-repository limit caps it in any case; the bound only keeps
+	// the number sensible.
+	MaxParallel = 1000
+
 	// MaxDepth is the deepest nesting of YAML collections accepted. The
 	// schema needs five levels; the bound keeps a hostile file from
 	// making validation recurse deeply.
@@ -49,7 +55,7 @@ var (
 // The keys each level of the file accepts, in the order the
 // documentation lists them; suggestions prefer the earlier key on a tie.
 var (
-	rootKeys = []string{"jobs"}
+	rootKeys = []string{"jobs", "parallel"}
 	jobKeys  = []string{
 		"name", "image", "run", "env", "timeout", "on", "branches", "resources",
 	}
@@ -119,6 +125,18 @@ func checkEnvName(name string) string {
 	}
 
 	return ""
+}
+
+// parseParallel reads the parallel key: a whole number from 1 to
+// MaxParallel.
+func parseParallel(text string) (int, string) {
+	n, err := strconv.Atoi(text)
+	if err != nil || n < 1 || n > MaxParallel {
+		return 0, fmt.Sprintf("parallel must be a whole number from 1 to %d, got %s",
+			MaxParallel, quote(text))
+	}
+
+	return n, ""
 }
 
 // parseTimeout reads a timeout as the file writes it ("20m", "1h30m").

@@ -73,6 +73,14 @@ func Schema() ([]byte, error) {
 			MaxItems: ptr(MaxJobs),
 			Items:    &schema{Ref: "#/definitions/job"},
 		},
+		"parallel": {
+			Description: fmt.Sprintf("The most runs of this repository that run at once, "+
+				"1 to %d. It can lower the server's per-repository limit, never raise it.",
+				MaxParallel),
+			Type:    "integer",
+			Minimum: ptr(1),
+			Maximum: ptr(MaxParallel),
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -304,6 +312,8 @@ type schema struct {
 	Pattern             string `json:"pattern,omitempty"`
 	PatternErrorMessage string `json:"patternErrorMessage,omitempty"`
 	ExclusiveMinimum    *int   `json:"exclusiveMinimum,omitempty"`
+	Minimum             *int   `json:"minimum,omitempty"`
+	Maximum             *int   `json:"maximum,omitempty"`
 
 	MinItems *int    `json:"minItems,omitempty"`
 	MaxItems *int    `json:"maxItems,omitempty"`

@@ -19,6 +19,10 @@ type Config struct {
 	// Jobs keeps the order of the file, so statuses appear in the order
 	// the user wrote them.
 	Jobs []Job
+	// Parallel, when not zero, is the most runs of this repository that
+	// may run at once. It can lower the server's per-repository limit,
+	// never raise it.
+	Parallel int
 }
 
 // Job is one entry of the jobs list: one container image and one script,

@@ -25,6 +25,9 @@ func (c *Config) Validate() error {
 	case len(c.Jobs) > MaxJobs:
 		fail("%d jobs; at most %d are allowed", len(c.Jobs), MaxJobs)
 	}
+	if c.Parallel < 0 || c.Parallel > MaxParallel {
+		fail("parallel %d is outside 0 to %d", c.Parallel, MaxParallel)
+	}
 	firstUse := make(map[string]int, len(c.Jobs))
 	for i, j := range c.Jobs {
 		for _, msg := range j.problems() {

@@ -570,3 +570,54 @@ func TestAppAuthClonesWithScopedToken(t *testing.T) {
 		}
 	}
 }
+
+// TestParallelKeyLimitsRuns checks that a repository's "parallel: 1"
+// keeps its runs one at a time, though the server would allow five.
+func TestParallelKeyLimitsRuns(t *testing.T) {
+	e := newEnv(t)
+	head := sha(t, "head")
+	e.gh.SetFile(owner, repoName, head, ".yaci.yml", []byte("parallel: 1\njobs:\n"+
+		"  - name: one\n    image: golang:1.26\n    run: echo one\n    env: {KWOK_RUN_FOR: 2s}\n"+
+		"  - name: two\n    image: golang:1.26\n    run: echo two\n    env: {KWOK_RUN_FOR: 2s}\n"))
+
+	w, err := e.kube.BatchV1().Jobs(e.ns).Watch(context.Background(), metav1.ListOptions{LabelSelector: launch.Selector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	e.deliver(t, "push", "par-1", pushPayload("main", head))
+
+	running := map[string]bool{}
+	most, finished := 0, 0
+	timeout := time.After(time.Minute)
+	for finished < 2 {
+		select {
+		case ev := <-w.ResultChan():
+			job, ok := ev.Object.(*batchv1.Job)
+			if !ok {
+				continue
+			}
+			done := false
+			for _, c := range job.Status.Conditions {
+				done = done || (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == "True"
+			}
+			was := running[job.Name]
+			running[job.Name] = job.Spec.Suspend != nil && !*job.Spec.Suspend && !done
+			if was && done {
+				finished++
+			}
+			n := 0
+			for _, r := range running {
+				if r {
+					n++
+				}
+			}
+			most = max(most, n)
+		case <-timeout:
+			t.Fatalf("runs did not both finish within a minute (%d did)", finished)
+		}
+	}
+	if most != 1 {
+		t.Errorf("%d runs of the repository ran at once, want 1", most)
+	}
+}

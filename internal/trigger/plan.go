@@ -21,7 +21,7 @@ func Plan(ev Event, cfg *repoconfig.Config) []Run {
 	var runs []Run
 	for _, job := range cfg.Jobs {
 		if job.Wants(ev.Kind, ev.Branch) {
-			runs = append(runs, Run{Event: ev, Job: job, Attempt: 1})
+			runs = append(runs, Run{Event: ev, Job: job, Attempt: 1, Parallel: cfg.Parallel})
 		}
 	}
 

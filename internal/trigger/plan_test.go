@@ -120,3 +120,19 @@ func pullRequest(base string) Event {
 		},
 	}
 }
+
+// TestPlanCarriesParallel checks that the config's limit on runs at once
+// reaches every run, without changing the runs' names.
+func TestPlanCarriesParallel(t *testing.T) {
+	ev := Event{Kind: repoconfig.EventPush, Repo: Repo{Owner: "o", Name: "r"}, SHA: "abc", Branch: "main"}
+	job := repoconfig.Job{Name: "a", Image: "x", Run: "y",
+		On: []repoconfig.EventKind{repoconfig.EventPush}}
+	limited := Plan(ev, &repoconfig.Config{Jobs: []repoconfig.Job{job}, Parallel: 2})
+	plain := Plan(ev, &repoconfig.Config{Jobs: []repoconfig.Job{job}})
+	if len(limited) != 1 || limited[0].Parallel != 2 || plain[0].Parallel != 0 {
+		t.Fatalf("Parallel = %+v / %+v, want 2 and 0", limited, plain)
+	}
+	if limited[0].Name() != plain[0].Name() {
+		t.Error("the limit changed the run's name")
+	}
+}

@@ -16,6 +16,9 @@ type Run struct {
 	// Attempt starts at 1; a retry asked for by a user gets the next one,
 	// and with it a new name.
 	Attempt int
+	// Parallel is the repository config's limit on its runs at once;
+	// zero when it sets none. It does not change the run's identity.
+	Parallel int
 }
 
 // maxJobPart bounds the readable part of a run's name so that the whole
