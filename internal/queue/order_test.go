@@ -329,3 +329,26 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestAhead checks the position any replica computes from a list of Jobs:
+// round-robin after the repository served last, FIFO within one.
+func TestAhead(t *testing.T) {
+	jobs := []*batchv1.Job{
+		job("a-run", "a", t0, unsuspended, admittedAt(t0.Format(time.RFC3339Nano))),
+		job("a-1", "a", t0.Add(1*time.Second)),
+		job("a-2", "a", t0.Add(2*time.Second)),
+		job("b-1", "b", t0.Add(3*time.Second)),
+		job("gone", "b", t0.Add(4*time.Second), deleting),
+	}
+	// a was served last, so b goes first, then a in arrival order.
+	for name, want := range map[string]int{"b-1": 0, "a-1": 1, "a-2": 2} {
+		if got, ok := Ahead(jobs, name); !ok || got != want {
+			t.Errorf("Ahead(%s) = %d, %v; want %d, true", name, got, ok, want)
+		}
+	}
+	for _, name := range []string{"a-run", "gone", "unknown"} {
+		if _, ok := Ahead(jobs, name); ok {
+			t.Errorf("Ahead(%s) is ok for a Job that is not queued", name)
+		}
+	}
+}

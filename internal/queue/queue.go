@@ -565,6 +565,21 @@ func (a *Admitter) Position(name string) (ahead int, ok bool) {
 	return i, true
 }
 
+// Ahead returns how many of jobs would be admitted before the queued Job
+// called name, in the order admission takes them, as Position does; any
+// replica can ask it of a list of Jobs read from the API server. ok is
+// false when name is not queued among jobs.
+func Ahead(jobs []*batchv1.Job, name string) (ahead int, ok bool) {
+	i := slices.IndexFunc(order(newState(jobs, nil, lastServed(jobs))), func(e entry) bool {
+		return e.name == name
+	})
+	if i < 0 {
+		return 0, false
+	}
+
+	return i, true
+}
+
 // Queued returns how many Jobs wait for admission, from the informer's
 // cache; ok is false while the Admitter is not running.
 func (a *Admitter) Queued() (n int, ok bool) {

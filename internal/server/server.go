@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/yaci-ci/yaci/internal/github"
@@ -156,7 +158,7 @@ func New(cfg Config) (*Server, error) {
 		Configs:    gh,
 		Statuses:   gh,
 		Tokens:     gh,
-		Launcher:   launcherAdapter{launcher, cfg.Metrics},
+		Launcher:   launcherAdapter{launcher, cfg.Metrics, cfg.Kube, cfg.Launch.Namespace},
 		Superseder: superseder,
 		RunURL:     runURL,
 		Logger:     webhook.LoggerFrom,
@@ -329,16 +331,32 @@ func (a githubAdapter) CloneToken(ctx context.Context, inst int64, owner, repo s
 }
 
 type launcherAdapter struct {
-	l *launch.Launcher
-	m *metrics.Metrics
+	l         *launch.Launcher
+	m         *metrics.Metrics
+	kube      kubernetes.Interface
+	namespace string
 }
 
 func (a launcherAdapter) Launch(ctx context.Context, run trigger.Run, token string) (trigger.Launched, error) {
 	name, created, err := a.l.Launch(ctx, run, token)
-	if err == nil && created {
-		a.m.RunStarted()
+	if err != nil || !created {
+		return trigger.Launched{Name: name, Created: created, Queued: true}, err
+	}
+	a.m.RunStarted()
+
+	// Runs are created suspended and wait for the admitter. Where the run
+	// stands is read from the cluster, so any replica can tell; if that
+	// read fails, the status just says queued.
+	launched := trigger.Launched{Name: name, Created: true, Queued: true}
+	list, lerr := a.kube.BatchV1().Jobs(a.namespace).List(ctx,
+		metav1.ListOptions{LabelSelector: launch.Selector})
+	if lerr == nil {
+		jobs := make([]*batchv1.Job, len(list.Items))
+		for i := range list.Items {
+			jobs[i] = &list.Items[i]
+		}
+		launched.Ahead, _ = queue.Ahead(jobs, name)
 	}
 
-	// Runs are created suspended and wait for the admitter.
-	return trigger.Launched{Name: name, Created: created, Queued: true}, err
+	return launched, nil
 }

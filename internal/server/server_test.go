@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -53,10 +54,11 @@ type env struct {
 	url  string
 }
 
-func newEnv(t testing.TB) *env {
+// newEnv starts a server; change, if given, adjusts its Config first.
+func newEnv(t testing.TB, change ...func(*Config)) *env {
 	t.Helper()
-	cfg, ns := testenv.Namespace(t)
-	kube := kubernetes.NewForConfigOrDie(cfg)
+	rc, ns := testenv.Namespace(t)
+	kube := kubernetes.NewForConfigOrDie(rc)
 
 	fake := githubtest.NewServer(t)
 	fake.SetToken(apiToken)
@@ -71,7 +73,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 
-	srv, err := New(Config{
+	cfg := Config{
 		WebhookSecret: []byte(secret),
 		GitHub:        client,
 		Kube:          kube,
@@ -81,7 +83,11 @@ func newEnv(t testing.TB) *env {
 		Store:         testStore(t),
 		Metrics:       m,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, c := range change {
+		c(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +338,9 @@ func TestForkPullRequests(t *testing.T) {
 				t.Errorf("%d jobs, want %d", got, tt.wantJobs)
 			}
 			for _, st := range e.gh.Statuses(owner, repoName, head) {
-				if st.State != "pending" || st.Description != tt.wantDesc || !strings.HasPrefix(st.Context, "yaci/pr/") {
+				// A queued run may also say how many go before it.
+				if st.State != "pending" || !strings.HasPrefix(st.Description, tt.wantDesc) ||
+					!strings.HasPrefix(st.Context, "yaci/pr/") {
 					t.Errorf("status %+v, want pending %q on yaci/pr/*", st, tt.wantDesc)
 				}
 			}
@@ -619,5 +627,30 @@ func TestParallelKeyLimitsRuns(t *testing.T) {
 	}
 	if most != 1 {
 		t.Errorf("%d runs of the repository ran at once, want 1", most)
+	}
+}
+
+// TestQueuedStatusSaysHowManyAhead runs three jobs one at a time: the last
+// one's pending status says how many go before it.
+func TestQueuedStatusSaysHowManyAhead(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxRunning = 1 })
+	head := sha(t, "head")
+	job := func(name string) string {
+		return "  - name: " + name + "\n    image: golang:1.26\n    run: echo\n    env: {KWOK_RUN_FOR: 3s}\n"
+	}
+	e.gh.SetFile(owner, repoName, head, ".yaci.yml", []byte("jobs:\n"+job("one")+job("two")+job("three")))
+	e.deliver(t, "push", "ahead-1", pushPayload("main", head))
+	waitFor(t, "three pending statuses", func() bool { return len(e.gh.Statuses(owner, repoName, head)) == 3 })
+
+	var third string
+	for _, st := range e.gh.Statuses(owner, repoName, head) {
+		if st.Context == "yaci/push/three" {
+			third = st.Description
+		}
+	}
+	// "one" runs for 3 s and the limit is 1, so "two" still waits when
+	// "three" is launched.
+	if !regexp.MustCompile(`^queued, [12] ahead$`).MatchString(third) {
+		t.Errorf("third run's status says %q, want queued, 1 or 2 ahead", third)
 	}
 }

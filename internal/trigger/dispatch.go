@@ -104,8 +104,10 @@ type Launched struct {
 	// delivery of the same event, or another replica, created it.
 	Created bool
 	// Queued is true when the Job waits for admission instead of
-	// starting at once.
+	// starting at once; Ahead is then how many runs go before it, when
+	// known.
 	Queued bool
+	Ahead  int
 }
 
 // Dispatcher starts the runs an event asks for and tells GitHub about
@@ -357,7 +359,10 @@ func (d *Dispatcher) startOne(ctx context.Context, log *slog.Logger, run Run, to
 		"queued", launched.Queued)
 
 	desc := descRunning
-	if launched.Queued {
+	switch {
+	case launched.Queued && launched.Ahead > 0:
+		desc = fmt.Sprintf("%s, %d ahead", descQueued, launched.Ahead)
+	case launched.Queued:
 		desc = descQueued
 	}
 

@@ -74,6 +74,7 @@ type handleCase struct {
 	existing  map[string]bool
 	fail      map[string]error
 	queued    bool
+	ahead     int
 
 	wantReads    []readCall
 	wantTokens   []tokenCall
@@ -168,6 +169,19 @@ func TestHandle(t *testing.T) {
 		wantStatuses: []statusCall{
 			running(prEv, "lint", "queued"),
 			running(prEv, "review", "queued"),
+		},
+	}, {
+		name:         "queued runs say how many go first",
+		ev:           prEv,
+		files:        atSHA(prEv),
+		queued:       true,
+		ahead:        4,
+		wantReads:    []readCall{read(prEv.SHA)},
+		wantTokens:   []tokenCall{{42, "octo", "app"}},
+		wantLaunches: launches(prEv, "lint", "review"),
+		wantStatuses: []statusCall{
+			running(prEv, "lint", "queued, 4 ahead"),
+			running(prEv, "review", "queued, 4 ahead"),
 		},
 	}, {
 		name:      "no config file runs nothing",
@@ -560,7 +574,7 @@ func newDispatcher(tt handleCase) (*Dispatcher, recorder) {
 		configs:  &fakeConfigs{files: tt.files, err: tt.readErr},
 		statuses: &fakeStatuses{err: tt.statusErr},
 		tokens:   &fakeTokens{token: testToken, err: tt.tokenErr},
-		launcher: &fakeLauncher{existing: tt.existing, fail: tt.fail, queued: tt.queued},
+		launcher: &fakeLauncher{existing: tt.existing, fail: tt.fail, queued: tt.queued, ahead: tt.ahead},
 	}
 	d := &Dispatcher{
 		Configs:  rec.configs,

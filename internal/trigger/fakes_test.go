@@ -90,6 +90,7 @@ type fakeLauncher struct {
 	existing map[string]bool
 	fail     map[string]error
 	queued   bool
+	ahead    int
 	calls    []launchCall
 }
 
@@ -107,7 +108,8 @@ func (f *fakeLauncher) Launch(_ context.Context, run Run, token string) (Launche
 		return Launched{}, err
 	}
 
-	return Launched{Name: run.Name(), Created: !f.existing[run.Job.Name], Queued: f.queued}, nil
+	return Launched{Name: run.Name(), Created: !f.existing[run.Job.Name], Queued: f.queued,
+		Ahead: f.ahead}, nil
 }
 
 type supersedeCall struct {
