@@ -141,6 +141,11 @@ type Options struct {
 	// Observe, when set, is called after each admission. It is the seam
 	// for metrics; it must not block.
 	Observe func(Admission)
+	// Prepare, when set, is called just before a queued Job is started,
+	// to make it ready to run after its wait (yaci renews its clone
+	// token). An error holds the Job, and the rest of its repository so
+	// that first come stays first served, until a later pass.
+	Prepare func(ctx context.Context, name string) error
 }
 
 // Admission describes one Job the Admitter started.
@@ -361,6 +366,14 @@ func (a *Admitter) pass(ctx context.Context) (again bool, err error) {
 		}
 		if held[e.repo] {
 			continue
+		}
+		if a.opts.Prepare != nil {
+			if err := a.opts.Prepare(ctx, e.name); err != nil {
+				a.log.Warn("could not prepare run for its start; will retry", "run", e.name,
+					"error", err)
+				held[e.repo], again = true, true
+				continue
+			}
 		}
 		err := a.admit(ctx, e)
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {

@@ -55,6 +55,9 @@ type Config struct {
 	// and per repository; runs beyond them wait in the queue, which is
 	// the cluster's suspended Jobs. Zero means the queue's defaults.
 	MaxRunning, MaxPerRepo int
+	// TokenMaxAge is how old a queued run's clone token may be when the
+	// run starts before it is renewed; zero means half an hour.
+	TokenMaxAge time.Duration
 	// LeaderElection, when its Lease is set, lets several replicas share
 	// the work: every replica takes webhooks and serves pages, and the
 	// elected one watches runs and admits them. Without it this replica
@@ -106,6 +109,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
+	if cfg.TokenMaxAge == 0 {
+		cfg.TokenMaxAge = defaultTokenMaxAge
+	}
 	cfg.Launch.Logger = cfg.Logger
 	// Every run waits, suspended, until the admitter gives it its turn.
 	cfg.Launch.Suspend = true
@@ -140,6 +146,9 @@ func New(cfg Config) (*Server, error) {
 			MaxPerRepo: cfg.MaxPerRepo,
 			Logger:     cfg.Logger,
 			Observe:    cfg.Metrics.ObserveAdmission,
+			Prepare: func(ctx context.Context, name string) error {
+				return launcher.RenewToken(ctx, name, cfg.TokenMaxAge, gh.mintFor)
+			},
 		})
 	}
 	// Superseding reads and deletes Jobs through the API server, so every
@@ -328,6 +337,16 @@ func (a githubAdapter) CloneToken(ctx context.Context, inst int64, owner, repo s
 	}
 
 	return tok.Value.Reveal(), nil
+}
+
+// defaultTokenMaxAge is how old a queued run's clone token may be when
+// the run starts. GitHub App installation tokens live an hour; a younger
+// one leaves the clone step half an hour at least.
+const defaultTokenMaxAge = 30 * time.Minute
+
+// mintFor makes a new clone token for the run info describes.
+func (a githubAdapter) mintFor(ctx context.Context, info launch.RunInfo) (string, error) {
+	return a.CloneToken(ctx, info.InstallationID, info.Repo.Owner, info.Repo.Name)
 }
 
 type launcherAdapter struct {

@@ -654,3 +654,73 @@ func TestQueuedStatusSaysHowManyAhead(t *testing.T) {
 		t.Errorf("third run's status says %q, want queued, 1 or 2 ahead", third)
 	}
 }
+
+// TestQueuedRunGetsFreshToken checks that a run started after a wait gets
+// a clone token minted at its start, not the one from its launch, which
+// could have expired in the queue.
+func TestQueuedRunGetsFreshToken(t *testing.T) {
+	rc, ns := testenv.Namespace(t)
+	kube := kubernetes.NewForConfigOrDie(rc)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const appID, installation = 4243, 78
+	fake := githubtest.NewServer(t)
+	fake.SetAppKey(appID, &key.PublicKey)
+	head := sha(t, "head")
+	fake.SetFile(owner, repoName, head, ".yaci.yml", []byte(
+		"jobs:\n  - name: one\n    image: golang:1.26\n    run: echo\n    env: {KWOK_RUN_FOR: 30s}\n"))
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	client, err := github.New(github.Options{BaseURL: fake.URL, AppID: appID, AppKey: github.Secret(pemKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{
+		WebhookSecret: []byte(secret), GitHub: client, Kube: kube,
+		Launch: launch.Options{Namespace: ns},
+		Signer: testSigner(t), Store: testStore(t),
+		// Every token counts as old, so each start renews it.
+		TokenMaxAge: time.Nanosecond,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Run(ctx)
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	e := &env{gh: fake, kube: kube, ns: ns, url: hs.URL}
+
+	var payload map[string]any
+	if err := json.Unmarshal(pushPayload("main", head), &payload); err != nil {
+		t.Fatal(err)
+	}
+	payload["installation"] = map[string]any{"id": installation}
+	body, _ := json.Marshal(payload)
+	e.deliver(t, "push", "fresh-1", body)
+
+	waitFor(t, "the run to start", func() bool {
+		jobs := e.jobs(t)
+		return len(jobs) == 1 && jobs[0].Spec.Suspend != nil && !*jobs[0].Spec.Suspend
+	})
+	var scoped []githubtest.IssuedToken
+	for _, tok := range fake.IssuedTokens() {
+		if len(tok.Repositories) > 0 {
+			scoped = append(scoped, tok)
+		}
+	}
+	if len(scoped) != 2 {
+		t.Fatalf("%d scoped clone tokens issued, want 2: one at launch, one at the start", len(scoped))
+	}
+	j := e.jobs(t)[0]
+	s, err := kube.CoreV1().Secrets(ns).Get(context.Background(), j.Name+"-clone", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(s.Data[launch.SecretTokenKey]); got != scoped[1].Token || got == scoped[0].Token {
+		t.Error("the started run's Secret does not hold the token minted at its start")
+	}
+}
