@@ -24,6 +24,7 @@ import (
 
 	"github.com/yaci-ci/yaci/internal/github"
 	"github.com/yaci-ci/yaci/internal/launch"
+	"github.com/yaci-ci/yaci/internal/logctx"
 	"github.com/yaci-ci/yaci/internal/logs"
 	"github.com/yaci-ci/yaci/internal/metrics"
 	"github.com/yaci-ci/yaci/internal/server"
@@ -314,11 +315,13 @@ func newLogger(o serveOptions, w io.Writer) (*slog.Logger, error) {
 			}
 		}
 	}
+	var h slog.Handler = slog.NewJSONHandler(w, hopts)
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
+		h = slog.NewTextHandler(w, hopts)
 	}
 
-	return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	// Every line logged for one delivery names it, whichever part wrote it.
+	return slog.New(logctx.Handler(h)), nil
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -215,6 +215,20 @@ func TestServeBinary(t *testing.T) {
 			t.Errorf("yaci's log lacks %s", want)
 		}
 	}
+	// The GitHub client knows nothing of deliveries, yet its lines for
+	// this one name it.
+	requests := 0
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, `"msg":"github request"`) && strings.Contains(line, "get-content") {
+			requests++
+			if !strings.Contains(line, `"delivery":"e2e-delivery-1"`) {
+				t.Errorf("github request line lacks the delivery: %s", line)
+			}
+		}
+	}
+	if requests == 0 {
+		t.Error("no github request line was logged at debug level")
+	}
 }
 
 // TestLeaderProcessKilled runs two yaci processes with leader election,

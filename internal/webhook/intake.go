@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/yaci-ci/yaci/internal/logctx"
 	"github.com/yaci-ci/yaci/internal/trigger"
 )
 
@@ -444,7 +445,9 @@ func (in *Intake) work(ctx context.Context, dropped *atomic.Int64) {
 // the handler is logged and does not take the worker down.
 func (in *Intake) handle(ctx context.Context, ev trigger.Event) {
 	log := in.log.With("delivery", ev.Delivery)
-	ctx = WithLogger(ctx, log)
+	// The GUID rides in ctx too, so that parts which log with ctx but
+	// not with this logger (the GitHub client, say) name it as well.
+	ctx = WithLogger(logctx.WithDelivery(ctx, ev.Delivery), log)
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("webhook handler panicked", "panic", p, "stack", string(debug.Stack()))
