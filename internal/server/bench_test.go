@@ -9,7 +9,6 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/yaci-ci/yaci/internal/launch"
@@ -23,7 +22,7 @@ func BenchmarkWebhookToJob(b *testing.B) {
 	e := newEnv(b)
 	oneJob := []byte("jobs:\n  - name: test\n    image: golang:1.26\n    run: go test ./...\n")
 
-	w, err := e.kube.BatchV1().Jobs(e.ns).Watch(context.Background(), metav1.ListOptions{LabelSelector: launch.Selector})
+	w, err := e.kube.BatchV1().Jobs(e.ns).Watch(context.Background(), runsOnly)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -38,7 +37,8 @@ func BenchmarkWebhookToJob(b *testing.B) {
 		b.StartTimer()
 
 		start := time.Now()
-		if resp := e.deliver(b, "push", fmt.Sprintf("bench-%d", i), pushPayload("main", head)); resp.StatusCode != http.StatusAccepted {
+		resp := e.deliver(b, "push", fmt.Sprintf("bench-%d", i), pushPayload("main", head))
+		if resp.StatusCode != http.StatusAccepted {
 			b.Fatalf("delivery answered %d", resp.StatusCode)
 		}
 		waitJobAdded(b, w, head)

@@ -52,7 +52,7 @@ func startReplica(t *testing.T, cfg *rest.Config, ns, identity string, gh *githu
 		BaseURL:   gh.URL,
 		Token:     github.Secret(apiToken),
 		Transport: cuttable{http.DefaultTransport, &r.dead},
-		Retry:     github.RetryPolicy{MaxAttempts: 2, InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
+		Retry:     fastRetry,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +63,8 @@ func startReplica(t *testing.T, cfg *rest.Config, ns, identity string, gh *githu
 		PublicURL: publicBase, Signer: testSigner(t), Store: testStore(t),
 		LeaderElection: LeaderElection{
 			Lease: "yaci", Identity: identity,
-			LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond,
+			LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second,
+			RetryPeriod: 500 * time.Millisecond,
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

@@ -37,11 +37,13 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 const (
-	owner      = "octo"
-	repoName   = "app"
-	secret     = "webhook-secret-for-tests"
-	apiToken   = "ghp_test_token"
-	twoJobs    = "jobs:\n  - name: test\n    image: golang:1.26\n    run: go test ./...\n  - name: lint\n    image: golang:1.26\n    run: go vet ./...\n"
+	owner    = "octo"
+	repoName = "app"
+	secret   = "webhook-secret-for-tests"
+	apiToken = "ghp_test_token"
+	twoJobs  = "jobs:\n" +
+		"  - name: test\n    image: golang:1.26\n    run: go test ./...\n" +
+		"  - name: lint\n    image: golang:1.26\n    run: go vet ./...\n"
 	publicBase = "https://ci.example.com"
 )
 
@@ -53,6 +55,14 @@ type env struct {
 	ns   string
 	url  string
 }
+
+// fastRetry keeps tests that make GitHub fail from waiting long.
+var fastRetry = github.RetryPolicy{
+	MaxAttempts: 2, InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond,
+}
+
+// runsOnly selects yaci's Jobs.
+var runsOnly = metav1.ListOptions{LabelSelector: launch.Selector}
 
 // newEnv starts a server; change, if given, adjusts its Config first.
 func newEnv(t testing.TB, change ...func(*Config)) *env {
@@ -67,7 +77,7 @@ func newEnv(t testing.TB, change ...func(*Config)) *env {
 		BaseURL: fake.URL,
 		Token:   github.Secret(apiToken),
 		Observe: m.ObserveGitHub,
-		Retry:   github.RetryPolicy{MaxAttempts: 2, InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
+		Retry:   fastRetry,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +215,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func (e *env) jobs(t *testing.T) []batchv1.Job {
 	t.Helper()
-	list, err := e.kube.BatchV1().Jobs(e.ns).List(context.Background(), metav1.ListOptions{LabelSelector: launch.Selector})
+	list, err := e.kube.BatchV1().Jobs(e.ns).List(context.Background(), runsOnly)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -565,8 +575,10 @@ func TestAppAuthClonesWithScopedToken(t *testing.T) {
 		t.Fatalf("issued clone tokens %+v, want one scoped token for the push", fake.IssuedTokens())
 	}
 	tok := scoped[0]
-	if tok.InstallationID != installation || tok.Repositories[0] != repoName || tok.Permissions["contents"] != "read" || len(tok.Permissions) != 1 {
-		t.Errorf("clone token %+v, want installation %d, repository %s, contents:read only", tok, installation, repoName)
+	if tok.InstallationID != installation || tok.Repositories[0] != repoName ||
+		tok.Permissions["contents"] != "read" || len(tok.Permissions) != 1 {
+		t.Errorf("clone token %+v, want installation %d, repository %s, contents:read only",
+			tok, installation, repoName)
 	}
 	for _, j := range e.jobs(t) {
 		s, err := kube.CoreV1().Secrets(ns).Get(context.Background(), j.Name+"-clone", metav1.GetOptions{})
@@ -588,7 +600,7 @@ func TestParallelKeyLimitsRuns(t *testing.T) {
 		"  - name: one\n    image: golang:1.26\n    run: echo one\n    env: {KWOK_RUN_FOR: 2s}\n"+
 		"  - name: two\n    image: golang:1.26\n    run: echo two\n    env: {KWOK_RUN_FOR: 2s}\n"))
 
-	w, err := e.kube.BatchV1().Jobs(e.ns).Watch(context.Background(), metav1.ListOptions{LabelSelector: launch.Selector})
+	w, err := e.kube.BatchV1().Jobs(e.ns).Watch(context.Background(), runsOnly)
 	if err != nil {
 		t.Fatal(err)
 	}

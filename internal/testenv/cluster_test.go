@@ -21,6 +21,11 @@ import (
 
 func TestMain(m *testing.M) { Main(m) }
 
+// podsOf selects the pods of the Job called job.
+func podsOf(job string) metav1.ListOptions {
+	return metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job}
+}
+
 // TestJobOutcomes runs Jobs through the real Job controller and kwok and
 // checks that the image decides the outcome and each pod has its own log.
 func TestJobOutcomes(t *testing.T) {
@@ -61,7 +66,8 @@ func TestJobOutcomes(t *testing.T) {
 	}
 }
 
-func createJob(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, name, image, script string) *batchv1.Job {
+func createJob(ctx context.Context, t *testing.T, cs kubernetes.Interface,
+	ns, name, image, script string) *batchv1.Job {
 	t.Helper()
 	zero := int32(0)
 	job := &batchv1.Job{
@@ -87,7 +93,8 @@ func createJob(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, n
 
 // waitJobFinished watches the Job until the Job controller marks it
 // Complete or Failed; the test itself never writes a status.
-func waitJobFinished(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, name string) batchv1.JobConditionType {
+func waitJobFinished(ctx context.Context, t *testing.T, cs kubernetes.Interface,
+	ns, name string) batchv1.JobConditionType {
 	t.Helper()
 	w, err := cs.BatchV1().Jobs(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
 	if err != nil {
@@ -117,7 +124,7 @@ func waitJobFinished(ctx context.Context, t *testing.T, cs kubernetes.Interface,
 
 func podLog(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, job, container string) string {
 	t.Helper()
-	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job})
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, podsOf(job))
 	if err != nil || len(pods.Items) != 1 {
 		t.Fatalf("pods of job %s: %v (%d found)", job, err, len(pods.Items))
 	}
@@ -275,7 +282,7 @@ func TestPullErrorImage(t *testing.T) {
 	defer cancel()
 
 	job := createJob(ctx, t, cs, ns, "pull", PullErrorImage, "true")
-	w, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
+	w, err := cs.CoreV1().Pods(ns).Watch(ctx, podsOf(job.Name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +334,7 @@ func TestRunFor(t *testing.T) {
 		t.Fatalf("job ended %s", got)
 	}
 
-	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, podsOf(job.Name))
 	if err != nil || len(pods.Items) != 1 {
 		t.Fatalf("pods: %v", err)
 	}
