@@ -373,6 +373,9 @@ func TestRenderRefuses(t *testing.T) {
 		{"no service account to run as",
 			map[string]any{"serviceAccount": map[string]any{"create": false}},
 			"set serviceAccount.name"},
+		{"s3 archive without a bucket",
+			map[string]any{"archive": map[string]any{"s3": map[string]any{"enabled": true}}},
+			"set archive.s3.bucket"},
 		{"misspelt top-level key", map[string]any{"replicas": 2}, "replicas"},
 		{"unknown auth", map[string]any{"github": map[string]any{"auth": "oauth"}}, "auth"},
 		{"timeout without unit", map[string]any{"config": map[string]any{"maxTimeout": "90"}}, "maxTimeout"},
@@ -464,4 +467,41 @@ func keys[V any](m map[string]V) []string {
 	slices.Sort(out)
 
 	return out
+}
+
+// TestRenderS3Archive checks that an S3 archive counts as the shared
+// archive several replicas need, and reaches yaci as flags and key files.
+func TestRenderS3Archive(t *testing.T) {
+	r := render(t, goldenNamespace, map[string]any{
+		"replicaCount":   2,
+		"leaderElection": map[string]any{"enabled": true},
+		"archive": map[string]any{"s3": map[string]any{
+			"enabled": true, "bucket": "ci-logs", "endpoint": "https://s3.example.com",
+			"pathStyle": true, "existingSecret": "yaci-s3",
+		}},
+	})
+	var d appsv1.Deployment
+	r.object(t, "Deployment", &d)
+	c := d.Spec.Template.Spec.Containers[0]
+	args := strings.Join(c.Args, " ")
+	for _, want := range []string{
+		"--archive=s3", "--s3-bucket=ci-logs", "--s3-endpoint=https://s3.example.com",
+		"--s3-path-style", "--s3-access-key-file=/etc/yaci/s3/access-key",
+		"--s3-secret-key-file=/etc/yaci/s3/secret-key",
+	} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %s", args, want)
+		}
+	}
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		mounted = mounted || m.Name == "s3" && m.MountPath == "/etc/yaci/s3" && m.ReadOnly
+	}
+	fromSecret := false
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		fromSecret = fromSecret || v.Name == "s3" && v.Secret != nil && v.Secret.SecretName == "yaci-s3"
+	}
+	if !mounted || !fromSecret {
+		t.Errorf("the S3 keys are not mounted from yaci-s3 (mount %v, volume %v)", mounted, fromSecret)
+	}
 }

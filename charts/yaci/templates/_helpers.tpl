@@ -107,7 +107,8 @@ yaci.sharedArchive is "true" when every replica sees the same --data-dir:
 a claim all of them can mount read-write at once.
 */}}
 {{- define "yaci.sharedArchive" -}}
-{{- if and .Values.persistence.enabled (has "ReadWriteMany" .Values.persistence.accessModes) }}true{{ end }}
+{{- if .Values.archive.s3.enabled }}true
+{{- else if and .Values.persistence.enabled (has "ReadWriteMany" .Values.persistence.accessModes) }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -117,12 +118,15 @@ template includes it; Helm renders every template on each install.
 */}}
 {{- define "yaci.validate" -}}
 {{- $v := .Values }}
+{{- if and $v.archive.s3.enabled (not $v.archive.s3.bucket) }}
+{{- fail "archive.s3.enabled: set archive.s3.bucket, the bucket that keeps the logs" }}
+{{- end }}
 {{- if gt (int $v.replicaCount) 1 }}
 {{- if not $v.leaderElection.enabled }}
 {{- fail (printf "replicaCount is %d: more than one replica needs leaderElection.enabled=true, so that only one of them writes statuses and starts Jobs" (int $v.replicaCount)) }}
 {{- end }}
 {{- if not (include "yaci.sharedArchive" .) }}
-{{- fail (printf "replicaCount is %d: more than one replica needs a shared log archive: persistence.enabled=true with ReadWriteMany in persistence.accessModes" (int $v.replicaCount)) }}
+{{- fail (printf "replicaCount is %d: more than one replica needs a shared log archive: archive.s3.enabled=true, or persistence.enabled=true with ReadWriteMany in persistence.accessModes" (int $v.replicaCount)) }}
 {{- end }}
 {{- end }}
 {{- if not (has $v.github.auth (list "app" "token")) }}
@@ -193,6 +197,22 @@ Secrets are passed as the paths of files, never as values.
 {{- $args = append $args (printf "--public-url=%s" .) }}
 {{- end }}
 {{- $args = append $args "--data-dir=/var/lib/yaci" }}
+{{- with $v.archive.s3 }}
+{{- if .enabled }}
+{{- $args = concat $args (list "--archive=s3" (printf "--s3-bucket=%s" .bucket)
+  (printf "--s3-region=%s" .region) (printf "--s3-prefix=%s" .prefix)) }}
+{{- with .endpoint }}
+{{- $args = append $args (printf "--s3-endpoint=%s" .) }}
+{{- end }}
+{{- if .pathStyle }}
+{{- $args = append $args "--s3-path-style" }}
+{{- end }}
+{{- if .existingSecret }}
+{{- $args = concat $args (list "--s3-access-key-file=/etc/yaci/s3/access-key"
+  "--s3-secret-key-file=/etc/yaci/s3/secret-key") }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- with $v.config.cloneImage }}
 {{- $args = append $args (printf "--clone-image=%s" .) }}
 {{- end }}
@@ -201,6 +221,8 @@ Secrets are passed as the paths of files, never as values.
   (printf "--max-timeout=%s" $v.config.maxTimeout)
   (printf "--queue-size=%d" (int $v.config.queueSize))
   (printf "--workers=%d" (int $v.config.workers))
+  (printf "--max-running=%d" (int $v.config.maxRunning))
+  (printf "--max-per-repo=%d" (int $v.config.maxPerRepo))
   (printf "--log-format=%s" $v.config.logFormat)
   (printf "--log-level=%s" $v.config.logLevel)) }}
 {{- toYaml (concat $args $v.extraArgs) }}
