@@ -64,21 +64,40 @@ var fastRetry = github.RetryPolicy{
 // runsOnly selects yaci's Jobs.
 var runsOnly = metav1.ListOptions{LabelSelector: launch.Selector}
 
-// newEnv starts a server; change, if given, adjusts its Config first.
+// newEnv starts a server that authenticates to GitHub with a token;
+// change, if given, adjusts its Config first.
 func newEnv(t testing.TB, change ...func(*Config)) *env {
+	t.Helper()
+	fake := githubtest.NewServer(t)
+	fake.SetToken(apiToken)
+
+	return startEnv(t, fake, github.Options{Token: github.Secret(apiToken)}, change...)
+}
+
+// newAppEnv starts a server that authenticates as the GitHub App appID,
+// with a key the fake GitHub checks its JWTs against.
+func newAppEnv(t testing.TB, appID int64, change ...func(*Config)) *env {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := githubtest.NewServer(t)
+	fake.SetAppKey(appID, &key.PublicKey)
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+
+	return startEnv(t, fake, github.Options{AppID: appID, AppKey: github.Secret(pemKey)}, change...)
+}
+
+// startEnv starts a server on a new namespace, talking to fake with the
+// credentials in gopts.
+func startEnv(t testing.TB, fake *githubtest.Server, gopts github.Options, change ...func(*Config)) *env {
 	t.Helper()
 	rc, ns := testenv.Namespace(t)
 	kube := kubernetes.NewForConfigOrDie(rc)
-
-	fake := githubtest.NewServer(t)
-	fake.SetToken(apiToken)
 	m := metrics.New()
-	client, err := github.New(github.Options{
-		BaseURL: fake.URL,
-		Token:   github.Secret(apiToken),
-		Observe: m.ObserveGitHub,
-		Retry:   fastRetry,
-	})
+	gopts.BaseURL, gopts.Observe, gopts.Retry = fake.URL, m.ObserveGitHub, fastRetry
+	client, err := github.New(gopts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,56 +542,17 @@ func TestRunToFinalStatusAndPage(t *testing.T) {
 // deliver it: the installation id comes from the payload, and the clone
 // Secret holds a token scoped to that one repository, read-only.
 func TestAppAuthClonesWithScopedToken(t *testing.T) {
-	cfg, ns := testenv.Namespace(t)
-	kube := kubernetes.NewForConfigOrDie(cfg)
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const appID, installation = 4242, 77
-	fake := githubtest.NewServer(t)
-	fake.SetAppKey(appID, &key.PublicKey)
+	const installation = 77
+	e := newAppEnv(t, 4242)
 	head := sha(t, "head")
-	fake.SetFile(owner, repoName, head, ".yaci.yml", []byte(twoJobs))
+	e.gh.SetFile(owner, repoName, head, ".yaci.yml", []byte(twoJobs))
 
-	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
-	client, err := github.New(github.Options{BaseURL: fake.URL, AppID: appID, AppKey: github.Secret(pemKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(Config{
-		WebhookSecret: []byte(secret), GitHub: client, Kube: kube,
-		Launch: launch.Options{Namespace: ns},
-		Signer: testSigner(t), Store: testStore(t),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.Run(ctx)
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	e := &env{gh: fake, kube: kube, ns: ns, url: hs.URL}
+	e.deliver(t, "push", "app-1", pushAsApp(t, head, installation))
+	waitFor(t, "pending statuses", func() bool { return len(e.gh.Statuses(owner, repoName, head)) == 2 })
 
-	var payload map[string]any
-	if err := json.Unmarshal(pushPayload("main", head), &payload); err != nil {
-		t.Fatal(err)
-	}
-	payload["installation"] = map[string]any{"id": installation}
-	body, _ := json.Marshal(payload)
-	e.deliver(t, "push", "app-1", body)
-	waitFor(t, "pending statuses", func() bool { return len(fake.Statuses(owner, repoName, head)) == 2 })
-
-	var scoped []githubtest.IssuedToken
-	for _, tok := range fake.IssuedTokens() {
-		if len(tok.Repositories) > 0 {
-			scoped = append(scoped, tok)
-		}
-	}
+	scoped := scopedTokens(e.gh)
 	if len(scoped) != 1 {
-		t.Fatalf("issued clone tokens %+v, want one scoped token for the push", fake.IssuedTokens())
+		t.Fatalf("issued clone tokens %+v, want one scoped token for the push", e.gh.IssuedTokens())
 	}
 	tok := scoped[0]
 	if tok.InstallationID != installation || tok.Repositories[0] != repoName ||
@@ -581,14 +561,47 @@ func TestAppAuthClonesWithScopedToken(t *testing.T) {
 			tok, installation, repoName)
 	}
 	for _, j := range e.jobs(t) {
-		s, err := kube.CoreV1().Secrets(ns).Get(context.Background(), j.Name+"-clone", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(s.Data[launch.SecretTokenKey]) != tok.Token {
+		if e.cloneToken(t, j.Name) != tok.Token {
 			t.Errorf("clone secret of %s does not hold the scoped token", j.Name)
 		}
 	}
+}
+
+// pushAsApp is a push payload as a GitHub App receives it, naming its
+// installation.
+func pushAsApp(t *testing.T, head string, installation int64) []byte {
+	t.Helper()
+	var payload map[string]any
+	if err := json.Unmarshal(pushPayload("main", head), &payload); err != nil {
+		t.Fatal(err)
+	}
+	payload["installation"] = map[string]any{"id": installation}
+
+	return mustJSON(t, payload)
+}
+
+// scopedTokens are the installation tokens fake issued for one repository,
+// which is what clone tokens are, in the order it issued them.
+func scopedTokens(fake *githubtest.Server) []githubtest.IssuedToken {
+	var scoped []githubtest.IssuedToken
+	for _, tok := range fake.IssuedTokens() {
+		if len(tok.Repositories) > 0 {
+			scoped = append(scoped, tok)
+		}
+	}
+
+	return scoped
+}
+
+// cloneToken is the token in the clone Secret of the run called name.
+func (e *env) cloneToken(t *testing.T, name string) string {
+	t.Helper()
+	s, err := e.kube.CoreV1().Secrets(e.ns).Get(context.Background(), name+"-clone", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	return string(s.Data[launch.SecretTokenKey])
 }
 
 // TestParallelKeyLimitsRuns checks that a repository's "parallel: 1"
@@ -671,68 +684,23 @@ func TestQueuedStatusSaysHowManyAhead(t *testing.T) {
 // a clone token minted at its start, not the one from its launch, which
 // could have expired in the queue.
 func TestQueuedRunGetsFreshToken(t *testing.T) {
-	rc, ns := testenv.Namespace(t)
-	kube := kubernetes.NewForConfigOrDie(rc)
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const appID, installation = 4243, 78
-	fake := githubtest.NewServer(t)
-	fake.SetAppKey(appID, &key.PublicKey)
+	const installation = 78
+	// Every token counts as old, so each start renews it.
+	e := newAppEnv(t, 4243, func(c *Config) { c.TokenMaxAge = time.Nanosecond })
 	head := sha(t, "head")
-	fake.SetFile(owner, repoName, head, ".yaci.yml", []byte(
+	e.gh.SetFile(owner, repoName, head, ".yaci.yml", []byte(
 		"jobs:\n  - name: one\n    image: golang:1.26\n    run: echo\n    env: {KWOK_RUN_FOR: 30s}\n"))
-	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
-	client, err := github.New(github.Options{BaseURL: fake.URL, AppID: appID, AppKey: github.Secret(pemKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(Config{
-		WebhookSecret: []byte(secret), GitHub: client, Kube: kube,
-		Launch: launch.Options{Namespace: ns},
-		Signer: testSigner(t), Store: testStore(t),
-		// Every token counts as old, so each start renews it.
-		TokenMaxAge: time.Nanosecond,
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.Run(ctx)
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	e := &env{gh: fake, kube: kube, ns: ns, url: hs.URL}
 
-	var payload map[string]any
-	if err := json.Unmarshal(pushPayload("main", head), &payload); err != nil {
-		t.Fatal(err)
-	}
-	payload["installation"] = map[string]any{"id": installation}
-	body, _ := json.Marshal(payload)
-	e.deliver(t, "push", "fresh-1", body)
-
+	e.deliver(t, "push", "fresh-1", pushAsApp(t, head, installation))
 	waitFor(t, "the run to start", func() bool {
 		jobs := e.jobs(t)
 		return len(jobs) == 1 && jobs[0].Spec.Suspend != nil && !*jobs[0].Spec.Suspend
 	})
-	var scoped []githubtest.IssuedToken
-	for _, tok := range fake.IssuedTokens() {
-		if len(tok.Repositories) > 0 {
-			scoped = append(scoped, tok)
-		}
-	}
+	scoped := scopedTokens(e.gh)
 	if len(scoped) != 2 {
 		t.Fatalf("%d scoped clone tokens issued, want 2: one at launch, one at the start", len(scoped))
 	}
-	j := e.jobs(t)[0]
-	s, err := kube.CoreV1().Secrets(ns).Get(context.Background(), j.Name+"-clone", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := string(s.Data[launch.SecretTokenKey]); got != scoped[1].Token || got == scoped[0].Token {
+	if got := e.cloneToken(t, e.jobs(t)[0].Name); got != scoped[1].Token || got == scoped[0].Token {
 		t.Error("the started run's Secret does not hold the token minted at its start")
 	}
 }
