@@ -157,6 +157,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The admitter is made anew for each term of leadership; making one
+	// now refuses bad queue options at start-up instead of at the first
+	// term, which may come much later.
 	if _, err := newAdmitter(); err != nil {
 		return nil, err
 	}
