@@ -177,6 +177,10 @@ func giveUp(ctx context.Context, err, last error, tries int) error {
 		return nil
 	case ctx.Err() != nil && last != nil && !errors.Is(err, last) && !errors.Is(last, ctx.Err()):
 		return fmt.Errorf("%w after %d attempts, last: %w", err, tries, last)
+	case ctx.Err() != nil && !errors.Is(err, ctx.Err()):
+		// ctx ended between an attempt and the decision to retry it,
+		// so err is the attempt's own: name the deadline as well.
+		return fmt.Errorf("%w after %d attempts, last: %w", ctx.Err(), tries, err)
 	case tries == 1:
 		return err
 	default:
