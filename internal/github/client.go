@@ -1,7 +1,8 @@
 // Package github is yaci's client for GitHub's REST API. It reads a
 // repository's configuration file, posts commit statuses and mints the
-// short-lived tokens a Job clones with, authenticated either with a plain
-// token or as a GitHub App installation.
+// short-lived tokens a Job clones with, reusing each while it has long
+// enough to live, authenticated either with a plain token or as a GitHub
+// App installation.
 //
 // Every call has its own deadline and is retried by what GitHub's answer
 // means, told apart by go-github's typed errors: server errors, rate limits
@@ -142,7 +143,11 @@ type Client struct {
 	mu            sync.Mutex
 	installations map[int64]*gh.Client // guarded by mu
 
-	cache *fileCache
+	cache  *fileCache
+	clones *cloneCache
+	// now is the clock clone tokens' remaining life is measured by;
+	// tests set it to see tokens age.
+	now func() time.Time
 }
 
 // New returns a client for the options, after checking them and parsing
@@ -168,6 +173,8 @@ func New(o Options) (*Client, error) {
 		base:          &observer{next: o.Transport, base: baseURL, observe: o.Observe, log: o.Logger},
 		installations: make(map[int64]*gh.Client),
 		cache:         newFileCache(o.CacheSize),
+		clones:        newCloneCache(),
+		now:           time.Now,
 	}
 	if len(o.Token) > 0 {
 		c.token = o.Token
