@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/yaci-ci/yaci/internal/repoconfig"
@@ -81,12 +82,53 @@ type TokenSource interface {
 	CloneToken(ctx context.Context, inst int64, owner, repo string) (string, error)
 }
 
+// Token is a token that can clone a repository, with when it expires.
+// It prints and logs as "[redacted]".
+type Token struct {
+	Value string
+	// ExpiresAt is when the token stops working; zero for one that does
+	// not expire on its own, such as a configured token.
+	ExpiresAt time.Time
+}
+
+// String returns "[redacted]", so that a Token printed by mistake does not
+// show its value.
+func (Token) String() string { return "[redacted]" }
+
+// GoString returns "[redacted]", for %#v.
+func (Token) GoString() string { return "[redacted]" }
+
+// LogValue logs only when the token expires.
+func (t Token) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("value", "[redacted]"), slog.Time("expires_at", t.ExpiresAt))
+}
+
+// ExpiringTokenSource is a TokenSource that says when its tokens expire.
+// A run that waits in the queue may outlive its token, and a token handed
+// out again may be older than the run; knowing the expiry lets the token
+// be renewed by the time it has left.
+//
+// TODO: fold ExpiringTokenSource into TokenSource and TokenLauncher into
+// Launcher — when the adapters in internal/watch's tests implement them.
+type ExpiringTokenSource interface {
+	TokenSource
+	ExpiringCloneToken(ctx context.Context, inst int64, owner, repo string) (Token, error)
+}
+
 // Launcher creates the Kubernetes objects of a run.
 type Launcher interface {
 	// Launch creates the run's Job, with token available to its clone
 	// step. Creating a run that already exists is not an error: it
 	// reports Created false.
 	Launch(ctx context.Context, run Run, token string) (Launched, error)
+}
+
+// TokenLauncher is a Launcher that can record when a run's token expires.
+// The Dispatcher uses LaunchToken instead of Launch when Tokens is an
+// ExpiringTokenSource too.
+type TokenLauncher interface {
+	Launcher
+	LaunchToken(ctx context.Context, run Run, tok Token) (Launched, error)
 }
 
 // Superseder cancels the runs an event makes pointless: the unfinished
@@ -326,7 +368,7 @@ func (d *Dispatcher) awaitApproval(ctx context.Context, log *slog.Logger, runs [
 func (d *Dispatcher) start(ctx context.Context, log *slog.Logger, runs []Run) error {
 	ev := runs[0].Event
 
-	token, err := d.Tokens.CloneToken(ctx, ev.InstallationID, ev.Repo.Owner, ev.Repo.Name)
+	launch, err := d.withToken(ctx, ev)
 	if err != nil {
 		err = fmt.Errorf("clone token for %s: %w", ev.Repo.FullName(), err)
 		return errors.Join(err, d.failAll(ctx, runs, "could not get a clone token"))
@@ -334,14 +376,44 @@ func (d *Dispatcher) start(ctx context.Context, log *slog.Logger, runs []Run) er
 
 	var errs []error
 	for _, run := range runs {
-		errs = append(errs, d.startOne(ctx, log, run, token))
+		errs = append(errs, d.startOne(ctx, log, run, launch))
 	}
 
 	return errors.Join(errs...)
 }
 
-func (d *Dispatcher) startOne(ctx context.Context, log *slog.Logger, run Run, token string) error {
-	launched, err := d.Launcher.Launch(ctx, run, token)
+// launchFunc launches a run with the clone token it was made with.
+type launchFunc func(ctx context.Context, run Run) (Launched, error)
+
+// withToken gets one clone token for ev's repository and returns how to
+// launch a run with it. The token's expiry goes along when Tokens tells it
+// and Launcher can record it; otherwise the token goes alone.
+func (d *Dispatcher) withToken(ctx context.Context, ev Event) (launchFunc, error) {
+	inst, owner, repo := ev.InstallationID, ev.Repo.Owner, ev.Repo.Name
+	src, expiring := d.Tokens.(ExpiringTokenSource)
+	l, recording := d.Launcher.(TokenLauncher)
+	if expiring && recording {
+		tok, err := src.ExpiringCloneToken(ctx, inst, owner, repo)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, run Run) (Launched, error) {
+			return l.LaunchToken(ctx, run, tok)
+		}, nil
+	}
+
+	token, err := d.Tokens.CloneToken(ctx, inst, owner, repo)
+	if err != nil {
+		return nil, err
+	}
+
+	return func(ctx context.Context, run Run) (Launched, error) {
+		return d.Launcher.Launch(ctx, run, token)
+	}, nil
+}
+
+func (d *Dispatcher) startOne(ctx context.Context, log *slog.Logger, run Run, launch launchFunc) error {
+	launched, err := launch(ctx, run)
 	if err != nil {
 		posted := d.post(ctx, run.Event, failedStatus(run, err))
 		err = fmt.Errorf("launch %s (job %q): %w", run.Name(), run.Job.Name, err)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/yaci-ci/yaci/internal/repoconfig"
@@ -287,6 +288,76 @@ func TestHandle(t *testing.T) {
 			checkCalls(t, "Launch", rec.launcher.calls, tt.wantLaunches)
 			checkCalls(t, "SetStatus", rec.statuses.calls, tt.wantStatuses)
 		})
+	}
+}
+
+// TestHandlePassesTokenExpiry checks that a token's expiry reaches the
+// launcher when the token source tells it and the launcher can record it,
+// and that otherwise the token goes alone, as it did before.
+func TestHandlePassesTokenExpiry(t *testing.T) {
+	ev := push("main")
+	expires := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name               string
+		expiring, records  bool
+		wantPlain, wantExp int // calls of CloneToken and ExpiringCloneToken
+	}{
+		{name: "both", expiring: true, records: true, wantExp: 1},
+		{name: "source only", expiring: true, wantPlain: 1},
+		{name: "launcher only", records: true, wantPlain: 1},
+		{name: "neither", wantPlain: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, rec := newDispatcher(handleCase{files: map[string]string{ev.SHA: validConfig}})
+			src := &fakeExpiringTokens{fakeTokens: fakeTokens{token: testToken}, expires: expires}
+			l := &fakeTokenLauncher{}
+			if tt.expiring {
+				d.Tokens = src
+			} else {
+				d.Tokens = &src.fakeTokens
+			}
+			if tt.records {
+				d.Launcher = l
+			} else {
+				d.Launcher = &l.fakeLauncher
+			}
+
+			if err := d.Handle(t.Context(), ev); err != nil {
+				t.Fatal(err)
+			}
+
+			if len(src.calls) != tt.wantPlain || len(src.expiringCalls) != tt.wantExp {
+				t.Errorf("CloneToken called %d times, ExpiringCloneToken %d; want %d and %d",
+					len(src.calls), len(src.expiringCalls), tt.wantPlain, tt.wantExp)
+			}
+			checkCalls(t, "Launch", l.calls, launches(ev, "lint", "test", "deploy"))
+			var want []time.Time
+			if tt.wantExp > 0 {
+				want = []time.Time{expires, expires, expires}
+			}
+			checkCalls(t, "LaunchToken", l.expiries, want)
+			if n := len(rec.statuses.calls); n != 3 {
+				t.Errorf("%d statuses posted, want a pending one for each of 3 runs", n)
+			}
+		})
+	}
+}
+
+// TestTokenIsRedacted checks that a Token printed or logged by mistake
+// does not show its value.
+func TestTokenIsRedacted(t *testing.T) {
+	tok := Token{Value: "ghs_SECRETVALUE", ExpiresAt: time.Now()}
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("token", "tok", tok)
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("token", "tok", tok)
+	out := fmt.Sprintf("%v %+v %#v %s %q", tok, tok, tok, tok, tok) + logged.String()
+
+	if strings.Contains(out, "SECRET") {
+		t.Errorf("the token shows in %s", out)
+	}
+	if !strings.Contains(logged.String(), "expires_at") {
+		t.Errorf("the log does not say when the token expires: %s", logged.String())
 	}
 }
 

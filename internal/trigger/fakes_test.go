@@ -3,6 +3,7 @@ package trigger
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // The fakes below record every call with its arguments, so tests can
@@ -74,6 +75,23 @@ func (f *fakeTokens) CloneToken(_ context.Context, inst int64, owner, repo strin
 	return f.token, nil
 }
 
+// fakeExpiringTokens is fakeTokens that also says when its token expires;
+// ExpiringCloneToken records its calls apart from CloneToken's.
+type fakeExpiringTokens struct {
+	fakeTokens
+	expires       time.Time
+	expiringCalls []tokenCall
+}
+
+func (f *fakeExpiringTokens) ExpiringCloneToken(_ context.Context, inst int64, owner, repo string) (Token, error) {
+	f.expiringCalls = append(f.expiringCalls, tokenCall{inst, owner, repo})
+	if f.err != nil {
+		return Token{}, f.err
+	}
+
+	return Token{Value: f.token, ExpiresAt: f.expires}, nil
+}
+
 type launchCall struct {
 	Name    string
 	Job     string
@@ -132,4 +150,17 @@ func (f *fakeSuperseder) Supersede(_ context.Context, ev Event) error {
 	f.calls = append(f.calls, supersedeCall{ev.Delivery, ev.SHA, ev.Action, len(f.launcher.calls)})
 
 	return f.err
+}
+
+// fakeTokenLauncher is fakeLauncher that also takes tokens with their
+// expiry, and records the expiries LaunchToken got.
+type fakeTokenLauncher struct {
+	fakeLauncher
+	expiries []time.Time
+}
+
+func (f *fakeTokenLauncher) LaunchToken(ctx context.Context, run Run, tok Token) (Launched, error) {
+	f.expiries = append(f.expiries, tok.ExpiresAt)
+
+	return f.fakeLauncher.Launch(ctx, run, tok.Value)
 }
