@@ -72,10 +72,20 @@ func (d decision) String() string {
 	return "wait"
 }
 
+// deadlineGuard is how close to its Job's deadline a pod may end and
+// still report its run on its own word. The Job controller checks the
+// deadline before it counts a pod that passed, and it looks at a pod up
+// to a second after the pod ended; the pod's end time is in whole
+// seconds of the node's clock. A pod that ends later than this before
+// the deadline cannot be overtaken by it; one that ends nearer waits for
+// the Job's own verdict, which may be "timed out".
+const deadlineGuard = 5 * time.Second
+
 // decide looks at a run's Job and pods at now and says what to do. A Job
 // that finished before anyone deleted it reports how it finished; one
 // deleted while it ran was cancelled, for the reason its annotations
-// give; one whose pod cannot start is ended.
+// give; one whose pod ended reports how, without waiting for the Job to
+// say so; one whose pod cannot start is ended.
 func decide(job *batchv1.Job, pods []*corev1.Pod, now time.Time, stuckAfter time.Duration) decision {
 	if c, ok := terminal(job); ok && !cancelledFirst(job, c) {
 		return finished(job, c, pods)
@@ -83,8 +93,73 @@ func decide(job *batchv1.Job, pods []*corev1.Pod, now time.Time, stuckAfter time
 	if job.DeletionTimestamp != nil {
 		return decision{act: report, state: trigger.StateError, desc: cancelReason(job)}
 	}
+	if d, ok := podEnded(job, pods); ok {
+		return d
+	}
 
 	return stuck(pods, now, stuckAfter)
+}
+
+// podEnded reports a run whose pod ended, before the Job controller
+// marks the Job: that takes it up to a second more, as it batches the
+// pod updates it reads, which is most of the time from a run's end to
+// its status. A run is one pod that is never retried (launch.BuildJob
+// sets no parallelism and a backoff limit of 0), so its first pod to end
+// decides the Job's outcome, with two exceptions, for which the watcher
+// waits for the Job: a pod stopped by a deletion, which the Job's
+// deletion or failure then explains, and a pod that ends within
+// deadlineGuard of the Job's deadline.
+func podEnded(job *batchv1.Job, pods []*corev1.Pod) (decision, bool) {
+	for _, pod := range pods {
+		phase := pod.Status.Phase
+		if pod.DeletionTimestamp != nil || phase != corev1.PodSucceeded && phase != corev1.PodFailed {
+			continue
+		}
+		end := podEnd(pod)
+		if end.IsZero() || nearDeadline(job, end) {
+			continue
+		}
+		took := ""
+		if start := job.Status.StartTime; start != nil {
+			took = " in " + shortDuration(max(end.Sub(start.Time), 0))
+		}
+		if phase == corev1.PodSucceeded {
+			return decision{act: report, state: trigger.StateSuccess, desc: "passed" + took}, true
+		}
+		if d, ok := podFailure(pod, took); ok {
+			return d, true
+		}
+	}
+
+	return decision{}, false
+}
+
+// podEnd returns when the last of pod's containers ended, or zero if
+// none says it did.
+func podEnd(pod *corev1.Pod) time.Time {
+	var end time.Time
+	all := [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses}
+	for _, ss := range all {
+		for _, s := range ss {
+			if t := s.State.Terminated; t != nil && t.FinishedAt.After(end) {
+				end = t.FinishedAt.Time
+			}
+		}
+	}
+
+	return end
+}
+
+// nearDeadline reports whether end is too near the deadline of job, or
+// past it, for a pod that ended then to tell the run's outcome.
+func nearDeadline(job *batchv1.Job, end time.Time) bool {
+	start, limit := job.Status.StartTime, job.Spec.ActiveDeadlineSeconds
+	if start == nil || limit == nil {
+		return start == nil && limit != nil
+	}
+	deadline := start.Add(time.Duration(*limit) * time.Second)
+
+	return !end.Add(deadlineGuard).Before(deadline)
 }
 
 // terminal returns the condition that says the Job is over, if any. The

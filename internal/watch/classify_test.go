@@ -95,6 +95,9 @@ func exited(container string, code int32, reason string, after time.Duration) fu
 	}
 }
 
+// succeededPod marks a pod whose containers all passed.
+func succeededPod(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }
+
 func waiting(container, reason, message string) func(*corev1.Pod) {
 	return func(p *corev1.Pod) {
 		p.Status.Phase = corev1.PodPending
@@ -285,6 +288,65 @@ func TestDecide(t *testing.T) {
 		pods: []*corev1.Pod{runPod(unschedulable(4 * time.Minute))},
 		want: decision{act: end, state: trigger.StateError,
 			desc: "no node could run it for 5m: 0/1 nodes are available: 1 Insufficient cpu."},
+	}, {
+		name: "pod passed, job not yet complete",
+		job:  runJob(),
+		pods: []*corev1.Pod{runPod(exited(launch.CloneContainer, 0, "Completed", 2*time.Second),
+			exited(launch.RunContainer, 0, "Completed", 3*time.Minute+12*time.Second),
+			succeededPod)},
+		want: decision{act: report, state: trigger.StateSuccess, desc: "passed in 3m12s"},
+	}, {
+		name: "pod failed, job not yet failed",
+		job:  runJob(),
+		pods: []*corev1.Pod{runPod(exited(launch.RunContainer, 2, "Error", time.Minute))},
+		want: decision{act: report, state: trigger.StateFailure,
+			desc: "failed in 1m (exit code 2)"},
+	}, {
+		name: "clone failed, job not yet failed",
+		job:  runJob(),
+		pods: []*corev1.Pod{runPod(exited(launch.CloneContainer, 128, "Error", time.Second))},
+		want: errorDecision("could not clone the commit"),
+	}, {
+		name: "pod passed near the deadline waits for the job",
+		job:  runJob(),
+		pods: []*corev1.Pod{runPod(exited(launch.RunContainer, 0, "Completed",
+			20*time.Minute-deadlineGuard), succeededPod)},
+		want: decision{act: wait},
+	}, {
+		name: "pod passed just before the guard",
+		job:  runJob(),
+		pods: []*corev1.Pod{runPod(exited(launch.RunContainer, 0, "Completed",
+			20*time.Minute-deadlineGuard-time.Second), succeededPod)},
+		want: decision{act: report, state: trigger.StateSuccess, desc: "passed in 19m54s"},
+	}, {
+		name: "pod ended, job start unknown",
+		job:  runJob(func(j *batchv1.Job) { j.Status.StartTime = nil }),
+		pods: []*corev1.Pod{runPod(exited(launch.RunContainer, 0, "Completed", time.Minute),
+			succeededPod)},
+		want: decision{act: wait},
+	}, {
+		name: "pod without a deadline passed",
+		job: runJob(func(j *batchv1.Job) {
+			j.Spec.ActiveDeadlineSeconds = nil
+			j.Status.StartTime = nil
+		}),
+		pods: []*corev1.Pod{runPod(exited(launch.RunContainer, 0, "Completed", time.Minute),
+			succeededPod)},
+		want: decision{act: report, state: trigger.StateSuccess, desc: "passed"},
+	}, {
+		name: "pod stopped by a deletion waits for the job",
+		job:  runJob(),
+		pods: []*corev1.Pod{runPod(podDeleted(50*time.Second, 30),
+			exited(launch.RunContainer, 143, "Error", time.Minute))},
+		want: decision{act: wait},
+	}, {
+		name: "pod failed without an end time waits for the job",
+		job:  runJob(),
+		pods: []*corev1.Pod{runPod(func(p *corev1.Pod) {
+			p.Status.Phase = corev1.PodFailed
+			p.Status.Reason = "Evicted"
+		})},
+		want: decision{act: wait},
 	}, {
 		name: "pod being deleted is not stuck",
 		job:  runJob(),

@@ -51,13 +51,17 @@ func (w *Watcher) sync(ctx context.Context, key string, seen time.Time) result {
 		return w.finishRelease(ctx, job)
 	}
 
-	pods := w.pendingPodsOf(job)
-	if w.needsPods(job) {
+	pods := w.cachedPodsOf(job)
+	now := w.opts.Clock.Now()
+	d := decide(job, pods, now, w.opts.StuckAfter)
+	if d.act == report && w.needsPods(job) {
 		if pods, err = w.listPods(ctx, job); err != nil {
 			return result{err: err}
 		}
+		// The cache may lag behind the API server; what it says now
+		// decides.
+		d = decide(job, pods, now, w.opts.StuckAfter)
 	}
-	d := decide(job, pods, w.opts.Clock.Now(), w.opts.StuckAfter)
 	w.log.Debug("run looked at", "run", job.Name, "decision", d.String(),
 		"pods", len(pods), "resource_version", job.ResourceVersion)
 
@@ -77,17 +81,16 @@ func (w *Watcher) released(uid types.UID) bool {
 	return p != nil && p.released
 }
 
-// needsPods reports whether job is over and all its pods must be read:
-// to learn why it failed, or for the Archiver, which has not yet run.
-// A run that passed, or whose cancellation says why, needs none.
+// needsPods reports whether all the pods of job, which is to be
+// reported, must be read whole: for the Archiver, which has not yet run,
+// or to learn why the Job failed, which its trimmed pods in the cache may
+// not yet show. A run that passed, ended on its pod's word (the cached
+// pod then says how), or whose cancellation says why, needs none.
 func (w *Watcher) needsPods(job *batchv1.Job) bool {
-	c, ended := terminal(job)
-	if !ended && job.DeletionTimestamp == nil {
-		return false
-	}
 	if w.opts.Archiver != nil && !w.archived(job.UID) {
 		return true
 	}
+	c, ended := terminal(job)
 
 	return ended && !succeeded(c) && !cancelledFirst(job, c) &&
 		c.Reason != batchv1.JobReasonDeadlineExceeded
@@ -99,8 +102,8 @@ func (w *Watcher) archived(uid types.UID) bool {
 	return p != nil && p.archived
 }
 
-// pendingPodsOf returns the cached pending pods of job.
-func (w *Watcher) pendingPodsOf(job *batchv1.Job) []*corev1.Pod {
+// cachedPodsOf returns job's cached pods: those not running, trimmed.
+func (w *Watcher) cachedPodsOf(job *batchv1.Job) []*corev1.Pod {
 	objs, err := w.pods.GetIndexer().ByIndex(jobIndex, job.Namespace+"/"+job.Name)
 	if err != nil {
 		return nil

@@ -46,11 +46,12 @@ func trimJob(job *batchv1.Job) *batchv1.Job {
 }
 
 // trimPod returns the part of a pod the watcher reads while its run goes
-// on, which is all the cache needs (it holds pending pods only, and a
-// run's pods are read whole once it ends): who owns it, whether it is
-// being deleted, and what may keep it from starting: the conditions
-// decide reads and the containers that wait, with their images.
-// Everything else, labels and spec included, is left out.
+// on, which is all the cache needs (it holds pods that are not running,
+// and a run's pods are read whole when it is reported): who owns it,
+// whether it is being deleted, what may keep it from starting (the
+// conditions decide reads and the containers that wait, with their
+// images) and how its containers ended. Everything else, labels and spec
+// included, is left out.
 func trimPod(pod *corev1.Pod) *corev1.Pod {
 	return &corev1.Pod{
 		TypeMeta: pod.TypeMeta,
@@ -69,8 +70,8 @@ func trimPod(pod *corev1.Pod) *corev1.Pod {
 			Reason:                pod.Status.Reason,
 			Message:               truncate(pod.Status.Message, maxWaitingMessage),
 			Conditions:            trimConditions(pod.Status.Conditions),
-			InitContainerStatuses: waitingOnly(pod.Status.InitContainerStatuses),
-			ContainerStatuses:     waitingOnly(pod.Status.ContainerStatuses),
+			InitContainerStatuses: waitingOrEnded(pod.Status.InitContainerStatuses),
+			ContainerStatuses:     waitingOrEnded(pod.Status.ContainerStatuses),
 		},
 	}
 }
@@ -92,18 +93,32 @@ func trimConditions(cs []corev1.PodCondition) []corev1.PodCondition {
 	return out
 }
 
-// waitingOnly returns the statuses of the containers that wait, each
-// with its name, image and why it waits.
-func waitingOnly(ss []corev1.ContainerStatus) []corev1.ContainerStatus {
+// waitingOrEnded returns the statuses of the containers that wait, each
+// with its name, image and why it waits, and of those that ended, each
+// with its name, exit code, reason and end time. A running container's
+// status says nothing the watcher reads.
+func waitingOrEnded(ss []corev1.ContainerStatus) []corev1.ContainerStatus {
 	var out []corev1.ContainerStatus
 	for _, s := range ss {
-		if w := s.State.Waiting; w != nil {
+		switch {
+		case s.State.Waiting != nil:
+			w := s.State.Waiting
 			out = append(out, corev1.ContainerStatus{
 				Name:  s.Name,
 				Image: s.Image,
 				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
 					Reason:  w.Reason,
 					Message: truncate(w.Message, maxWaitingMessage),
+				}},
+			})
+		case s.State.Terminated != nil:
+			t := s.State.Terminated
+			out = append(out, corev1.ContainerStatus{
+				Name: s.Name,
+				State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+					ExitCode:   t.ExitCode,
+					Reason:     t.Reason,
+					FinishedAt: t.FinishedAt,
 				}},
 			})
 		}

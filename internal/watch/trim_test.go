@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -75,7 +76,10 @@ func TestTrimPod(t *testing.T) {
 	pod.Spec.Volumes = []corev1.Volume{{Name: "workspace"}}
 	pod.Status.InitContainerStatuses = []corev1.ContainerStatus{{
 		Name: launch.CloneContainer, ImageID: "sha256:0123", ContainerID: "containerd://abc",
-		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}},
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+			ExitCode: 0, Reason: "Completed", Message: "cloned", ContainerID: "containerd://abc",
+			StartedAt: at(time.Second), FinishedAt: at(3 * time.Second),
+		}},
 	}}
 	pod.Status.ContainerStatuses[0].ImageID = "sha256:4567"
 	pod.Status.Conditions = append(pod.Status.Conditions,
@@ -90,8 +94,19 @@ func TestTrimPod(t *testing.T) {
 		!reflect.DeepEqual(trimmed.Spec, corev1.PodSpec{}) {
 		t.Errorf("trimmed pod keeps what the watcher does not read: %+v", trimmed)
 	}
-	if got := trimmed.Status.InitContainerStatuses; got != nil {
-		t.Errorf("init container statuses = %+v, want none: the clone does not wait", got)
+	wantInit := []corev1.ContainerStatus{{Name: launch.CloneContainer,
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+			ExitCode: 0, Reason: "Completed", FinishedAt: at(3 * time.Second),
+		}}}}
+	if got := trimmed.Status.InitContainerStatuses; !reflect.DeepEqual(got, wantInit) {
+		t.Errorf("init container statuses = %+v, want %+v: how the clone ended", got, wantInit)
+	}
+	running := runPod(func(p *corev1.Pod) {
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: launch.RunContainer,
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at(0)}}}}
+	})
+	if got := trimPod(running).Status.ContainerStatuses; got != nil {
+		t.Errorf("running container statuses = %+v, want none: they say nothing decide reads", got)
 	}
 	want := []corev1.ContainerStatus{{Name: launch.RunContainer, Image: "golang:1.26",
 		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{

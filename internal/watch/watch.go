@@ -2,13 +2,15 @@
 // after its Job ends, also across restarts of yaci.
 //
 // A Watcher keeps shared informers on the runs' Jobs in one namespace and
-// on their pending pods (only a pending pod can be stuck; once a run is
-// over its pods are read from the API server, so a cluster of running
-// and finished runs costs no memory for pods), and works through a
-// rate-limited queue of Jobs. For each Job it decides (see decide)
-// whether the run goes on, has ended, or cannot end on its own (an image
-// that cannot be pulled, a pod no node can take), in which case it ends
-// the run by deleting its Job.
+// on their pods that are not running: a pending pod may be stuck, and a
+// pod that ended ends its run, a second before the Job controller says
+// so. Running pods, the bulk of a busy cluster, are not cached, and the
+// cached ones are trimmed to the few fields the watcher reads; a run's
+// whole pods are read from the API server once, when it is reported. It
+// works through a rate-limited queue of Jobs. For each Job it decides
+// (see decide) whether the run goes on, has ended, or cannot end on its
+// own (an image that cannot be pulled, a pod no node can take), in which
+// case it ends the run by deleting its Job.
 //
 // The Job is the record of whether a run was reported. launch.BuildJob
 // puts launch.Finalizer on every Job, so that a Job deleted by anyone
@@ -96,8 +98,9 @@ const maxArchiveTries = 5
 // jobIndex names the pod index by owning Job ("namespace/name").
 const jobIndex = "job"
 
-// pendingPods is the field selector of the pods the watcher caches.
-const pendingPods = "status.phase=" + string(corev1.PodPending)
+// notRunning is the field selector of the pods the watcher caches. A pod
+// enters it when it ends, which the watch delivers as the pod's addition.
+const notRunning = "status.phase!=" + string(corev1.PodRunning)
 
 // ErrBadOptions is wrapped by Options.Validate's errors.
 var ErrBadOptions = errors.New("watch: bad options")
@@ -239,7 +242,7 @@ type Watcher struct {
 	factories []informers.SharedInformerFactory
 	jobs      cache.SharedIndexInformer
 	lister    batchlisters.JobLister
-	// pods holds the runs' pending pods.
+	// pods holds the runs' pods that are not running, trimmed.
 	pods  cache.SharedIndexInformer
 	queue workqueue.TypedRateLimitingInterface[string]
 
@@ -285,14 +288,14 @@ func New(client kubernetes.Interface, o Options) (*Watcher, error) {
 		}),
 		informers.WithTransform(trim),
 	)
-	// Only a pending pod can be stuck, and nothing else of a pod matters
-	// before its Job ends; then the watcher reads the pods from the API
-	// server. So the cache holds pending pods only, not one per run.
+	// Only a pending pod can be stuck and only an ended one ends a run;
+	// nothing of a running pod matters. So the cache leaves running pods
+	// out, which on a busy cluster are most of them.
 	pods := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithNamespace(o.Namespace),
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 			lo.LabelSelector = launch.Selector
-			lo.FieldSelector = pendingPods
+			lo.FieldSelector = notRunning
 		}),
 		informers.WithTransform(trim),
 	)
