@@ -61,13 +61,11 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/tools/cache"
@@ -113,10 +111,6 @@ const (
 // fold into it.
 const passKey = "admit"
 
-// lastApplied is the annotation in which kubectl apply keeps a copy of
-// the whole object.
-const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
-
 // ErrBadOptions is wrapped by Options.Validate's errors.
 var ErrBadOptions = errors.New("queue: bad options")
 
@@ -141,6 +135,10 @@ type Options struct {
 	// Observe, when set, is called after each admission. It is the seam
 	// for metrics; it must not block.
 	Observe func(Admission)
+	// Jobs, when set, is the informer of the runs' Jobs, made by
+	// launch.NewJobInformer and shared with the watcher; the caller runs
+	// it. Nil means each Run makes and runs one of its own.
+	Jobs cache.SharedIndexInformer
 	// Prepare, when set, is called just before a queued Job is started,
 	// to make it ready to run after its wait (yaci renews its clone
 	// token). An error holds the Job, and the rest of its repository so
@@ -229,32 +227,32 @@ func (a *Admitter) Run(ctx context.Context) error {
 	}
 	defer a.active.Store(false)
 
-	factory := informers.NewSharedInformerFactoryWithOptions(a.client, 0,
-		informers.WithNamespace(a.opts.Namespace),
-		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
-			lo.LabelSelector = launch.Selector
-		}),
-		informers.WithTransform(trim),
-	)
-	defer factory.Shutdown()
-	// The informer stops with ctx, which Shutdown waits for, also when
-	// Run returns early.
+	// The informer stops with ctx, which the calls deferred first wait
+	// for, also when Run returns early.
+	var ownJobs sync.WaitGroup
+	defer ownJobs.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	jobs := factory.Batch().V1().Jobs()
+	jobs := a.opts.Jobs
+	if jobs == nil {
+		jobs = launch.NewJobInformer(a.client, a.opts.Namespace)
+		ownJobs.Go(func() { jobs.RunWithContext(ctx) })
+	}
 	queue := workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](retryBase, retryMax),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "yaci-admit"})
 	defer queue.ShutDown()
 
-	if _, err := jobs.Informer().AddEventHandler(handlers(queue)); err != nil {
+	reg, err := jobs.AddEventHandler(handlers(queue))
+	if err != nil {
 		return fmt.Errorf("watch jobs in %s: %w", a.opts.Namespace, err)
 	}
-	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), jobs.Informer().HasSynced) {
+	// A shared informer outlives this Run, and may serve another.
+	defer func() { _ = jobs.RemoveEventHandler(reg) }()
+	if !cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
 		return nil
 	}
-	if err := a.begin(jobs.Lister()); err != nil {
+	if err := a.begin(batchlisters.NewJobLister(jobs.GetIndexer())); err != nil {
 		return err
 	}
 	defer a.end()
@@ -616,18 +614,4 @@ func (a *Admitter) Queued() (n int, ok bool) {
 	}
 
 	return n, true
-}
-
-// trim is the informer's transform: it drops what admission never reads
-// (managed fields, a kubectl copy of the object, the pod template) before
-// a Job enters the cache. Trimming twice changes nothing.
-func trim(obj any) (any, error) {
-	if job, ok := obj.(*batchv1.Job); ok {
-		job.ManagedFields = nil
-		delete(job.Annotations, lastApplied)
-		job.Spec.Template = corev1.PodTemplateSpec{}
-		job.Spec.Selector = nil
-	}
-
-	return obj, nil
 }

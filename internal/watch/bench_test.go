@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,6 +34,7 @@ import (
 
 	"github.com/yaci-ci/yaci/internal/launch"
 	"github.com/yaci-ci/yaci/internal/logs"
+	"github.com/yaci-ci/yaci/internal/queue"
 	"github.com/yaci-ci/yaci/internal/repoconfig"
 	"github.com/yaci-ci/yaci/internal/testenv"
 	"github.com/yaci-ci/yaci/internal/trigger"
@@ -215,19 +217,23 @@ func percentile(vals []float64, p int) float64 {
 // memJobs is how many Jobs BenchmarkWatcherMemory has the watcher hold.
 const memJobs = 5000
 
-// BenchmarkWatcherMemory measures the memory of a watcher process that
-// holds 5,000 runs: a Job each, as launch builds them, and a pod each. It
-// runs the watcher in a process of its own (this test binary, started
-// again), so the figures are the watcher's and not the test's, twice:
-// with every pod running, the normal case of many runs under way or
-// ended, and with every pod pending, the worst case, as the watcher
-// caches pending pods only.
+// BenchmarkWatcherMemory measures the memory of yaci's leader while 5,000
+// runs exist: a Job each, as launch builds them, and a pod each. It runs
+// the leader's parts, the watcher and the admitter sharing one informer
+// of Jobs as yaci serve does, in a process of their own (this test
+// binary, started again), so the figures are theirs and not the test's,
+// three times: with every pod running, the normal case of many runs
+// under way; with every pod pending, which the watcher caches as it may
+// be stuck; and with every pod ended and its run not reported, as when
+// GitHub is down.
 //
 // The Jobs are created suspended and their pods as pods of no Job, with
 // a status written by the benchmark and no scheduler or node to act on
 // them: 5,000 running pods would take the 2 cores of this machine for
 // minutes. What the informers hold is the same: a Job per run, and a pod
-// per run that is pending.
+// per run that is not running. The admitter's clone token renewal fails
+// (GitHub is down), so it starts none of the queued Jobs and keeps
+// trying.
 func BenchmarkWatcherMemory(b *testing.B) {
 	e := newEnv(b)
 	begin := time.Now()
@@ -244,18 +250,27 @@ func BenchmarkWatcherMemory(b *testing.B) {
 		return makePending(ctx, e, &pods.Items[i])
 	})
 	reportMemory(b, "pending", runWatcherProcess(b, e))
+
+	if pods, err = e.cs.CoreV1().Pods(e.ns).List(b.Context(), metav1.ListOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	forEachRun(b, len(pods.Items), func(ctx context.Context, i int) error {
+		return setPodStatus(ctx, e, &pods.Items[i], func(p *corev1.Pod) { p.Status = endedStatus(p) })
+	})
+	reportMemory(b, "ended", runWatcherProcess(b, e))
 }
 
 // reportMemory reports what the watcher process measured with its pods
 // in the given phase.
 func reportMemory(b *testing.B, phase string, out memReport) {
 	b.Helper()
-	b.ReportMetric(float64(out.HeapInuse)/1e6, phase+"-heap-inuse-MB")
+	b.ReportMetric(float64(out.HeapAlloc)/1e6, phase+"-heap-live-MB")
 	b.ReportMetric(float64(out.RSS)/1e6, phase+"-rss-MB")
 	b.ReportMetric(float64(out.PeakRSS)/1e6, phase+"-peak-rss-MB")
-	b.Logf("watcher of %d jobs and %d %s pods: heap in use %.1f MB, RSS %.1f MB "+
-		"(%.1f MB before the watcher started), peak RSS %.1f MB, synced in %s",
-		out.Jobs, out.Pods, phase, float64(out.HeapInuse)/1e6, float64(out.RSS)/1e6,
+	b.Logf("leader of %d jobs and %d %s pods: live heap %.1f MB (%.1f MB in use), RSS %.1f MB "+
+		"(%.1f MB before it started), peak RSS %.1f MB, synced in %s",
+		out.Jobs, out.Pods, phase, float64(out.HeapAlloc)/1e6, float64(out.HeapInuse)/1e6,
+		float64(out.RSS)/1e6,
 		float64(out.BaselineRSS)/1e6, float64(out.PeakRSS)/1e6, out.Synced)
 	if out.Jobs != memJobs || out.Pods != memJobs {
 		b.Errorf("watcher process saw %d jobs and %d pods, want %d each",
@@ -396,6 +411,30 @@ func runningStatus(pod *corev1.Pod) corev1.PodStatus {
 	return st
 }
 
+// endedStatus is what a kubelet reports for a run's pod whose script
+// passed.
+func endedStatus(pod *corev1.Pod) corev1.PodStatus {
+	st := runningStatus(pod)
+	st.Phase = corev1.PodSucceeded
+	now := metav1.Now()
+	for i := range st.ContainerStatuses {
+		c := &st.ContainerStatuses[i]
+		c.Ready, c.Started = false, ptr.To(false)
+		c.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+			ExitCode: 0, Reason: "Completed", StartedAt: now, FinishedAt: now,
+			ContainerID: c.ContainerID,
+		}}
+	}
+	for i := range st.Conditions {
+		if t := st.Conditions[i].Type; t == corev1.PodReady || t == corev1.ContainersReady {
+			st.Conditions[i].Status = corev1.ConditionFalse
+			st.Conditions[i].Reason = "PodCompleted"
+		}
+	}
+
+	return st
+}
+
 // Environment variables that make this test binary the watcher process
 // of BenchmarkWatcherMemory.
 const (
@@ -409,9 +448,12 @@ const (
 // memReport is what the watcher process reports on its last line.
 type memReport struct {
 	Jobs, Pods int
-	HeapInuse  uint64
-	RSS        uint64
-	PeakRSS    uint64
+	// HeapAlloc is the live heap after a collection; HeapInuse adds the
+	// free space of the spans it occupies.
+	HeapAlloc uint64
+	HeapInuse uint64
+	RSS       uint64
+	PeakRSS   uint64
 	// BaselineRSS is the process's RSS before the watcher started: the
 	// test binary and its client alone.
 	BaselineRSS uint64
@@ -462,10 +504,11 @@ func writeKubeconfig(b *testing.B, cfg *rest.Config, path string) {
 	}
 }
 
-// TestWatcherProcess is the watcher process of BenchmarkWatcherMemory; it
-// is skipped unless that benchmark starts it. It runs a watcher until its
-// caches are synced and it has looked at every Job, then prints its
-// memory on a line of its own.
+// TestWatcherProcess is the leader process of BenchmarkWatcherMemory; it
+// is skipped unless that benchmark starts it. It runs a watcher and an
+// admitter on one informer of Jobs until the caches are synced and the
+// watcher has looked at every Job, then prints its memory on a line of
+// its own.
 func TestWatcherProcess(t *testing.T) {
 	kubeconfig := os.Getenv(envMemKubeconfig)
 	if kubeconfig == "" {
@@ -480,18 +523,34 @@ func TestWatcherProcess(t *testing.T) {
 	runtime.GC()
 	baseline, _ := procMemory(t)
 
+	ns := os.Getenv(envMemNamespace)
+	jobs := launch.NewJobInformer(cs, ns)
 	w, err := yaciwatch.New(cs, yaciwatch.Options{
-		Namespace: os.Getenv(envMemNamespace),
+		Namespace: ns,
+		Jobs:      jobs,
 		Statuses:  noStatuses{t},
 		Logger:    testLogger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	a, err := queue.New(cs, queue.Options{
+		Namespace: ns,
+		Jobs:      jobs,
+		Logger:    testLogger(t),
+		Prepare: func(context.Context, string) error {
+			return errors.New("GitHub is down (benchmark)")
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	begin := time.Now()
+	go jobs.RunWithContext(ctx)
 	go func() { done <- w.Run(ctx) }()
+	go func() { done <- a.Run(ctx) }()
 	for !w.HasSynced() {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -506,14 +565,16 @@ func TestWatcherProcess(t *testing.T) {
 	if path := os.Getenv(envMemProfile); path != "" {
 		writeHeapProfile(t, path)
 	}
-	jobs, pods := countRuns(t, cs, os.Getenv(envMemNamespace))
-	rep, _ := json.Marshal(memReport{Jobs: jobs, Pods: pods, HeapInuse: ms.HeapInuse,
+	nJobs, nPods := countRuns(t, cs, ns)
+	rep, _ := json.Marshal(memReport{Jobs: nJobs, Pods: nPods, HeapAlloc: ms.HeapAlloc, HeapInuse: ms.HeapInuse,
 		RSS: rss, PeakRSS: peak, BaselineRSS: baseline, Synced: synced})
 	fmt.Printf("memreport %s\n", rep)
 
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 	debug.FreeOSMemory()
 }

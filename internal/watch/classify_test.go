@@ -373,7 +373,8 @@ func TestDecide(t *testing.T) {
 					pods[i] = trimPod(p.DeepCopy())
 				}
 			}
-			if got := decide(trimJob(tt.job.DeepCopy()), pods, now, DefaultStuckAfter); got != tt.want {
+			job, _ := launch.TrimJob(tt.job.DeepCopy())
+			if got := decide(job.(*batchv1.Job), pods, now, DefaultStuckAfter); got != tt.want {
 				t.Errorf("decide() on the objects as cached = %+v, want %+v", got, tt.want)
 			}
 		})

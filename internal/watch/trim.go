@@ -1,7 +1,6 @@
 package watch
 
 import (
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -10,39 +9,17 @@ import (
 // quoted in a status description of 140 characters at most.
 const maxWaitingMessage = 200
 
-// lastApplied is the annotation kubectl apply keeps a whole copy of the
-// object in; a Job someone applied by hand would carry its pod template
-// twice.
-const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
-
-// trim is the informers' transform: it drops what the watcher never
-// reads before an object enters the cache, so that thousands of Jobs and
-// their pods fit in little memory. Objects of other types, and the
-// tombstones of deleted ones, pass as they are. Trimming a trimmed object
-// changes nothing, as the informers require.
+// trim is the pod informer's transform: it drops what the watcher never
+// reads before a pod enters the cache, so that thousands of pods fit in
+// little memory. (Jobs are trimmed by launch.TrimJob.) Objects of other
+// types, and the tombstones of deleted pods, pass as they are. Trimming
+// a trimmed pod changes nothing, as informers require.
 func trim(obj any) (any, error) {
-	switch o := obj.(type) {
-	case *batchv1.Job:
-		return trimJob(o), nil
-	case *corev1.Pod:
-		return trimPod(o), nil
+	if pod, ok := obj.(*corev1.Pod); ok {
+		return trimPod(pod), nil
 	}
 
 	return obj, nil
-}
-
-// trimJob keeps a Job's metadata, status and the spec fields that say how
-// it runs, and drops its pod template (the bulk of it: script,
-// environment, volumes), which the watcher reads from pods instead, and
-// its selector. The informer owns the object at this point, so it is
-// changed in place.
-func trimJob(job *batchv1.Job) *batchv1.Job {
-	job.ManagedFields = nil
-	delete(job.Annotations, lastApplied)
-	job.Spec.Template = corev1.PodTemplateSpec{}
-	job.Spec.Selector = nil
-
-	return job
 }
 
 // trimPod returns the part of a pod the watcher reads while its run goes

@@ -6,65 +6,12 @@ import (
 	"testing"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/yaci-ci/yaci/internal/launch"
-	"github.com/yaci-ci/yaci/internal/repoconfig"
-	"github.com/yaci-ci/yaci/internal/trigger"
 )
-
-func TestTrimJob(t *testing.T) {
-	run := trigger.Run{
-		Event: trigger.Event{
-			Kind: repoconfig.EventPush, SHA: "0d1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c",
-			Repo:   trigger.Repo{Owner: "octo", Name: "app", CloneURL: "https://github.com/octo/app.git"},
-			Ref:    "refs/heads/main",
-			Branch: "main", Message: "Make the parser stricter",
-		},
-		Job: repoconfig.Job{Name: "test", Image: "golang:1.26", Run: "go vet ./...\ngo test ./...",
-			Env: []repoconfig.EnvVar{{Name: "GOFLAGS", Value: "-mod=readonly"}}},
-		Attempt: 1,
-	}
-	job, err := launch.BuildJob(run, launch.Options{Namespace: "runs"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	job.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager"}}
-	job.Annotations[lastApplied] = `{"kind":"Job"}`
-	before := size(t, job)
-	want := job.DeepCopy()
-
-	got, err := trim(job)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trimmed := got.(*batchv1.Job)
-	if trimmed.ManagedFields != nil || trimmed.Annotations[lastApplied] != "" {
-		t.Error("managed fields or kubectl's last applied copy kept")
-	}
-	if !reflect.DeepEqual(trimmed.Spec.Template, corev1.PodTemplateSpec{}) {
-		t.Error("pod template kept")
-	}
-	delete(want.Annotations, lastApplied)
-	if !reflect.DeepEqual(trimmed.Labels, want.Labels) ||
-		!reflect.DeepEqual(trimmed.Annotations, want.Annotations) ||
-		!reflect.DeepEqual(trimmed.Finalizers, want.Finalizers) ||
-		!reflect.DeepEqual(trimmed.Spec.ActiveDeadlineSeconds, want.Spec.ActiveDeadlineSeconds) {
-		t.Error("trimming changed what the watcher reads")
-	}
-	if _, err := launch.RunFromJob(trimmed); err != nil {
-		t.Errorf("RunFromJob on the trimmed job: %v", err)
-	}
-	t.Logf("job: %d bytes of JSON, %d trimmed", before, size(t, trimmed))
-
-	again, _ := trim(trimmed.DeepCopy())
-	if !reflect.DeepEqual(again, trimmed) {
-		t.Error("trimming twice differs from trimming once")
-	}
-}
 
 func TestTrimPod(t *testing.T) {
 	pod := runPod(waiting(launch.RunContainer, "ImagePullBackOff", "Back-off pulling image"),

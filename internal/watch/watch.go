@@ -174,6 +174,10 @@ type Options struct {
 	CallTimeout time.Duration
 	// StatusTimeout bounds one status post, its own retries included.
 	StatusTimeout time.Duration
+	// Jobs, when set, is the informer of the runs' Jobs, made by
+	// launch.NewJobInformer and shared with the admitter; the caller runs
+	// it. Nil means the watcher makes and runs one of its own.
+	Jobs cache.SharedIndexInformer
 	// RequeueBase and RequeueMax are the first and the longest wait
 	// before a run whose report failed is tried again; the wait doubles
 	// with each failure.
@@ -239,9 +243,11 @@ type Watcher struct {
 	opts   Options
 	log    *slog.Logger
 
-	factories []informers.SharedInformerFactory
-	jobs      cache.SharedIndexInformer
-	lister    batchlisters.JobLister
+	// ownJobs is set when the watcher made jobs, and runs it.
+	ownJobs      bool
+	jobs         cache.SharedIndexInformer
+	lister       batchlisters.JobLister
+	podInformers informers.SharedInformerFactory
 	// pods holds the runs' pods that are not running, trimmed.
 	pods  cache.SharedIndexInformer
 	queue workqueue.TypedRateLimitingInterface[string]
@@ -281,13 +287,10 @@ func New(client kubernetes.Interface, o Options) (*Watcher, error) {
 	}
 	o = o.withDefaults()
 
-	jobs := informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithNamespace(o.Namespace),
-		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
-			lo.LabelSelector = launch.Selector
-		}),
-		informers.WithTransform(trim),
-	)
+	jobs, ownJobs := o.Jobs, o.Jobs == nil
+	if ownJobs {
+		jobs = launch.NewJobInformer(client, o.Namespace)
+	}
 	// Only a pending pod can be stuck and only an ended one ends a run;
 	// nothing of a running pod matters. So the cache leaves running pods
 	// out, which on a busy cluster are most of them.
@@ -305,13 +308,14 @@ func New(client kubernetes.Interface, o Options) (*Watcher, error) {
 		&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(10, 100)},
 	)
 	w := &Watcher{
-		client:    client,
-		opts:      o,
-		log:       o.Logger,
-		factories: []informers.SharedInformerFactory{jobs, pods},
-		jobs:      jobs.Batch().V1().Jobs().Informer(),
-		lister:    jobs.Batch().V1().Jobs().Lister(),
-		pods:      pods.Core().V1().Pods().Informer(),
+		client:       client,
+		opts:         o,
+		log:          o.Logger,
+		ownJobs:      ownJobs,
+		jobs:         jobs,
+		lister:       batchlisters.NewJobLister(jobs.GetIndexer()),
+		podInformers: pods,
+		pods:         pods.Core().V1().Pods().Informer(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(limiter,
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "yaci-watch", Clock: o.Clock}),
 		runs:   make(map[types.UID]*progress),
@@ -446,13 +450,18 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if !w.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
 	}
-	for _, f := range w.factories {
-		defer f.Shutdown()
-	}
+	// The informers stop with ctx; the calls deferred first wait for
+	// them, also when Run returns before ctx ends.
+	var ownJobs sync.WaitGroup
+	defer ownJobs.Wait()
+	defer w.podInformers.Shutdown()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	defer w.queue.ShutDown()
 
-	for _, f := range w.factories {
-		f.Start(ctx.Done())
+	w.podInformers.Start(ctx.Done())
+	if w.ownJobs {
+		ownJobs.Go(func() { w.jobs.RunWithContext(ctx) })
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), w.jobs.HasSynced, w.pods.HasSynced) {
 		return nil
