@@ -369,14 +369,16 @@ func SecretName(run trigger.Run) string {
 
 // BuildSecret returns the Secret that holds run's clone token, owned by
 // job (which must carry the UID the API server gave it) so that deleting
-// the Job, or its TTL running out, deletes the token too.
-func BuildSecret(run trigger.Run, token string, job *batchv1.Job, o Options) *corev1.Secret {
+// the Job, or its TTL running out, deletes the token too. Its
+// AnnotationTokenExpires says when the token expires.
+func BuildSecret(run trigger.Run, tok trigger.Token, job *batchv1.Job, o Options) *corev1.Secret {
 	return &corev1.Secret{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      SecretName(run),
-			Namespace: o.Namespace,
-			Labels:    labelsFor(run),
+			Name:        SecretName(run),
+			Namespace:   o.Namespace,
+			Labels:      labelsFor(run),
+			Annotations: tokenAnnotations(tok),
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion:         "batch/v1",
 				Kind:               "Job",
@@ -390,6 +392,6 @@ func BuildSecret(run trigger.Run, token string, job *batchv1.Job, o Options) *co
 		// the token of a running clone.
 		Immutable: ptr.To(true),
 		Type:      corev1.SecretTypeOpaque,
-		Data:      map[string][]byte{SecretTokenKey: []byte(token)},
+		Data:      map[string][]byte{SecretTokenKey: []byte(tok.Value)},
 	}
 }

@@ -78,7 +78,8 @@ func TestBuildJobGolden(t *testing.T) {
 			// Secret as it would be created for a Job that got this one.
 			made := job.DeepCopy()
 			made.UID = "00000000-0000-4000-8000-000000000001"
-			secret := launch.BuildSecret(run, "golden-token", made, testOptions)
+			tok := trigger.Token{Value: "golden-token", ExpiresAt: time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)}
+			secret := launch.BuildSecret(run, tok, made, testOptions)
 
 			var got bytes.Buffer
 			for i, obj := range []any{job, secret} {
@@ -517,14 +518,15 @@ func TestBuildJobTokenMount(t *testing.T) {
 	}
 }
 
-// TestBuildSecret checks the Secret's ownership and that the token is in
-// it and nowhere in the Job.
+// TestBuildSecret checks the Secret's ownership, that the token is in it
+// and nowhere in the Job, and that it says when the token expires.
 func TestBuildSecret(t *testing.T) {
 	const token = "ghs_TestTokenValue0123456789"
 	run := pushRun()
 	job := buildJob(t, run, testOptions)
 	job.UID = "uid-1"
-	secret := launch.BuildSecret(run, token, job, testOptions)
+	expires := time.Date(2026, 5, 4, 3, 2, 1, 999, time.FixedZone("CEST", 2*60*60))
+	secret := launch.BuildSecret(run, trigger.Token{Value: token, ExpiresAt: expires}, job, testOptions)
 
 	if string(secret.Data[launch.SecretTokenKey]) != token {
 		t.Errorf("secret holds %q, want the token", secret.Data[launch.SecretTokenKey])
@@ -537,6 +539,14 @@ func TestBuildSecret(t *testing.T) {
 	}
 	if secret.Namespace != job.Namespace || !ptr.Deref(secret.Immutable, false) {
 		t.Errorf("secret %s/%s immutable=%v", secret.Namespace, secret.Name, secret.Immutable)
+	}
+
+	if got := secret.Annotations[launch.AnnotationTokenExpires]; got != "2026-05-04T01:02:01Z" {
+		t.Errorf("token expires at %q, want 2026-05-04T01:02:01Z", got)
+	}
+	configured := launch.BuildSecret(run, trigger.Token{Value: token}, job, testOptions)
+	if got := configured.Annotations[launch.AnnotationTokenExpires]; got != launch.NeverExpires {
+		t.Errorf("a configured token expires at %q, want %q", got, launch.NeverExpires)
 	}
 
 	b, err := yaml.Marshal(job)

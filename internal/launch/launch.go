@@ -59,7 +59,26 @@ func New(client kubernetes.Interface, o Options) (*Launcher, error) {
 // leaves it and its Secret alone and returns created=false. When any step
 // after the Job's creation fails, it deletes the Job again so no half-made
 // run is left behind, and returns the error.
+//
+// The Secret does not say when token expires, so RenewToken renews it by
+// the Secret's age, as it does Secrets made before yaci recorded expiries;
+// LaunchToken records the expiry.
 func (l *Launcher) Launch(ctx context.Context, run trigger.Run, token string) (name string, created bool, err error) {
+	return l.launch(ctx, run, trigger.Token{Value: token}, false)
+}
+
+// LaunchToken is Launch for a token whose expiry is known: the clone
+// Secret records it, and RenewToken renews the token by the time it has
+// left, which for a token handed out more than once is less than the
+// Secret's age suggests.
+func (l *Launcher) LaunchToken(ctx context.Context, run trigger.Run, tok trigger.Token) (name string, created bool, err error) {
+	return l.launch(ctx, run, tok, true)
+}
+
+// launch is Launch and LaunchToken; knownExpiry says whether tok's
+// ExpiresAt is to be believed.
+func (l *Launcher) launch(ctx context.Context, run trigger.Run, tok trigger.Token,
+	knownExpiry bool) (name string, created bool, err error) {
 	job, err := BuildJob(run, l.opts)
 	if err != nil {
 		return "", false, err
@@ -80,7 +99,10 @@ func (l *Launcher) Launch(ctx context.Context, run trigger.Run, token string) (n
 		return name, false, fmt.Errorf("create job %s: %w", name, err)
 	}
 
-	secret := BuildSecret(run, token, made, l.opts)
+	secret := BuildSecret(run, tok, made, l.opts)
+	if !knownExpiry {
+		delete(secret.Annotations, AnnotationTokenExpires)
+	}
 	if err := l.ensureSecret(ctx, secret, made.UID); err != nil {
 		err = fmt.Errorf("create secret %s: %w", secret.Name, err)
 		return name, false, l.abandon(ctx, made, err)

@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/yaci-ci/yaci/internal/launch"
+	"github.com/yaci-ci/yaci/internal/trigger"
 )
 
 // newClient returns a fake clientset that, like an API server, gives every
@@ -126,6 +127,51 @@ func TestLaunchOrder(t *testing.T) {
 			patch := actions[2].(k8stesting.PatchAction)
 			if string(patch.GetPatch()) != `{"spec":{"suspend":false}}` || patch.GetName() != name {
 				t.Errorf("patch %s = %s", patch.GetName(), patch.GetPatch())
+			}
+		})
+	}
+}
+
+// TestLaunchRecordsTokenExpiry checks which clone Secrets say when their
+// token expires: those LaunchToken makes do, those Launch makes, not told,
+// do not.
+func TestLaunchRecordsTokenExpiry(t *testing.T) {
+	expires := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	tests := []struct {
+		name   string
+		launch func(*launch.Launcher, trigger.Run) (string, bool, error)
+		want   string // "" for no annotation
+	}{
+		{"launch", func(l *launch.Launcher, run trigger.Run) (string, bool, error) {
+			return l.Launch(t.Context(), run, cloneToken)
+		}, ""},
+		{"expiring token", func(l *launch.Launcher, run trigger.Run) (string, bool, error) {
+			return l.LaunchToken(t.Context(), run, trigger.Token{Value: cloneToken, ExpiresAt: expires})
+		}, expires.Format(time.RFC3339)},
+		{"configured token", func(l *launch.Launcher, run trigger.Run) (string, bool, error) {
+			return l.LaunchToken(t.Context(), run, trigger.Token{Value: cloneToken})
+		}, launch.NeverExpires},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := newClient(t)
+			run := pushRun()
+			name, created, err := tt.launch(newLauncher(t, client, testOptions), run)
+			if err != nil || !created {
+				t.Fatalf("launch = %v, %v", created, err)
+			}
+
+			secret, err := client.CoreV1().Secrets(testOptions.Namespace).Get(t.Context(),
+				name+"-clone", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := secret.Annotations[launch.AnnotationTokenExpires]
+			if got != tt.want || ok != (tt.want != "") {
+				t.Errorf("token-expires-at = %q (present %v), want %q", got, ok, tt.want)
+			}
+			if string(secret.Data[launch.SecretTokenKey]) != cloneToken {
+				t.Error("secret does not hold the token")
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package launch
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -10,21 +11,40 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/yaci-ci/yaci/internal/trigger"
 )
 
 // AnnotationTokenRenewed holds when RenewToken last put a fresh token in
 // a run's clone Secret, in RFC 3339; absent until the first renewal.
 const AnnotationTokenRenewed = "yaci.dev/token-renewed-at"
 
+// AnnotationTokenExpires holds when the token in a clone Secret expires,
+// in RFC 3339, or NeverExpires for a configured token, which does not.
+// A Secret without it was made by a yaci that did not record expiries, or
+// by Launch, which was not told.
+const AnnotationTokenExpires = "yaci.dev/token-expires-at"
+
+// NeverExpires is the AnnotationTokenExpires of a token that does not
+// expire on its own.
+const NeverExpires = "never"
+
+// appTokenLife is how long GitHub App installation tokens live. A Secret
+// that does not say when its token expires is taken to hold one minted
+// when the Secret was made or last renewed.
+const appTokenLife = time.Hour
+
 // RenewToken gives the queued run called name a fresh clone token when
-// the one in its Secret is older than maxAge, or when the Secret is
-// missing. A run may wait in the queue longer than a GitHub App
-// installation token lives (an hour), so the token minted at launch could
-// expire before the clone step runs; the admitter calls this just before
-// it starts the run. mint makes the new token from the run's identity, as
-// read back from its Job.
-func (l *Launcher) RenewToken(ctx context.Context, name string, maxAge time.Duration,
-	mint func(context.Context, RunInfo) (string, error)) error {
+// the one in its Secret has less than minLeft to live, or when the Secret
+// is missing. A run may wait in the queue longer than a GitHub App
+// installation token lives (an hour), and a token may have been handed to
+// other runs before, so the token its Secret got at launch could expire
+// before the clone step runs; the admitter calls this just before it
+// starts the run. mint makes the new token from the run's identity, as
+// read back from its Job, and should return one with minLeft to live
+// where it can.
+func (l *Launcher) RenewToken(ctx context.Context, name string, minLeft time.Duration,
+	mint func(context.Context, RunInfo) (trigger.Token, error)) error {
 	secrets := l.client.CoreV1().Secrets(l.opts.Namespace)
 	call, cancel := l.call(ctx)
 	old, err := secrets.Get(call, name+"-clone", metav1.GetOptions{})
@@ -34,7 +54,7 @@ func (l *Launcher) RenewToken(ctx context.Context, name string, maxAge time.Dura
 		old = nil // an earlier renewal may have stopped half-way
 	case err != nil:
 		return fmt.Errorf("renew clone token of %s: %w", name, err)
-	case tokenAge(old) < maxAge:
+	case tokenLeft(old, time.Now()) >= minLeft:
 		return nil
 	}
 
@@ -48,7 +68,7 @@ func (l *Launcher) RenewToken(ctx context.Context, name string, maxAge time.Dura
 	if err != nil {
 		return fmt.Errorf("renew clone token of %s: %w", name, err)
 	}
-	token, err := mint(ctx, info)
+	tok, err := mint(ctx, info)
 	if err != nil {
 		return fmt.Errorf("renew clone token of %s: %w", name, err)
 	}
@@ -68,34 +88,57 @@ func (l *Launcher) RenewToken(ctx context.Context, name string, maxAge time.Dura
 			return fmt.Errorf("renew clone token of %s: delete old secret: %w", name, err)
 		}
 	}
-	if _, err := secrets.Create(call, renewedSecret(job, token), metav1.CreateOptions{}); err != nil {
+	if _, err := secrets.Create(call, renewedSecret(job, tok), metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("renew clone token of %s: %w", name, err)
 	}
 
 	return nil
 }
 
-// tokenAge is how long ago the token in secret was minted.
-func tokenAge(secret *corev1.Secret) time.Duration {
+// tokenLeft is how long the token in secret has to live at now. Without
+// a readable AnnotationTokenExpires it goes by the Secret's age, as
+// yaci did before it recorded expiries.
+func tokenLeft(secret *corev1.Secret, now time.Time) time.Duration {
+	v, ok := secret.Annotations[AnnotationTokenExpires]
+	if ok && v == NeverExpires {
+		return time.Duration(math.MaxInt64)
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t.Sub(now)
+	}
+
 	since := secret.CreationTimestamp.Time
 	if t, err := time.Parse(time.RFC3339, secret.Annotations[AnnotationTokenRenewed]); err == nil {
 		since = t
 	}
 
-	return time.Since(since)
+	return appTokenLife - now.Sub(since)
 }
 
-// renewedSecret is job's clone Secret holding token, owned by job like the
+// tokenAnnotations are the annotations that say when tok expires.
+func tokenAnnotations(tok trigger.Token) map[string]string {
+	expires := NeverExpires
+	if !tok.ExpiresAt.IsZero() {
+		// Fractions of a second are cut off: the recorded expiry is a
+		// little early, never late.
+		expires = tok.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+
+	return map[string]string{AnnotationTokenExpires: expires}
+}
+
+// renewedSecret is job's clone Secret holding tok, owned by job like the
 // one BuildSecret makes at launch.
-func renewedSecret(job *batchv1.Job, token string) *corev1.Secret {
+func renewedSecret(job *batchv1.Job, tok trigger.Token) *corev1.Secret {
+	annotations := tokenAnnotations(tok)
+	annotations[AnnotationTokenRenewed] = time.Now().UTC().Format(time.RFC3339)
+
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      job.Name + "-clone",
-			Namespace: job.Namespace,
-			Labels:    job.Labels,
-			Annotations: map[string]string{
-				AnnotationTokenRenewed: time.Now().UTC().Format(time.RFC3339),
-			},
+			Name:        job.Name + "-clone",
+			Namespace:   job.Namespace,
+			Labels:      job.Labels,
+			Annotations: annotations,
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID,
 				Controller: ptr.To(false), BlockOwnerDeletion: ptr.To(true),
@@ -103,6 +146,6 @@ func renewedSecret(job *batchv1.Job, token string) *corev1.Secret {
 		},
 		Immutable: ptr.To(true),
 		Type:      corev1.SecretTypeOpaque,
-		Data:      map[string][]byte{SecretTokenKey: []byte(token)},
+		Data:      map[string][]byte{SecretTokenKey: []byte(tok.Value)},
 	}
 }

@@ -55,9 +55,12 @@ type Config struct {
 	// and per repository; runs beyond them wait in the queue, which is
 	// the cluster's suspended Jobs. Zero means the queue's defaults.
 	MaxRunning, MaxPerRepo int
-	// TokenMaxAge is how old a queued run's clone token may be when the
-	// run starts before it is renewed; zero means half an hour.
-	TokenMaxAge time.Duration
+	// TokenMinLeft is how long a queued run's clone token must still have
+	// to live when the run starts; one with less is renewed first. Zero
+	// means half an hour. Launch hands out tokens with
+	// github.CloneTokenReuse left at least; a TokenMinLeft close to that
+	// or above it has most queued runs renew their token.
+	TokenMinLeft time.Duration
 	// LeaderElection, when its Lease is set, lets several replicas share
 	// the work: every replica takes webhooks and serves pages, and the
 	// elected one watches runs and admits them. Without it this replica
@@ -109,8 +112,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
-	if cfg.TokenMaxAge == 0 {
-		cfg.TokenMaxAge = defaultTokenMaxAge
+	if cfg.TokenMinLeft == 0 {
+		cfg.TokenMinLeft = defaultTokenMinLeft
 	}
 	cfg.Launch.Logger = cfg.Logger
 	// Every run waits, suspended, until the admitter gives it its turn.
@@ -147,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 			Logger:     cfg.Logger,
 			Observe:    cfg.Metrics.ObserveAdmission,
 			Prepare: func(ctx context.Context, name string) error {
-				return launcher.RenewToken(ctx, name, cfg.TokenMaxAge, gh.mintFor)
+				return launcher.RenewToken(ctx, name, cfg.TokenMinLeft, gh.minter(cfg.TokenMinLeft))
 			},
 		})
 	}
@@ -334,22 +337,36 @@ func (a githubAdapter) SetStatus(ctx context.Context, inst int64, owner, repo, s
 }
 
 func (a githubAdapter) CloneToken(ctx context.Context, inst int64, owner, repo string) (string, error) {
-	tok, err := a.c.CloneToken(ctx, inst, owner, repo)
-	if err != nil {
-		return "", err
-	}
-
-	return tok.Value.Reveal(), nil
+	tok, err := a.ExpiringCloneToken(ctx, inst, owner, repo)
+	return tok.Value, err
 }
 
-// defaultTokenMaxAge is how old a queued run's clone token may be when
-// the run starts. GitHub App installation tokens live an hour; a younger
-// one leaves the clone step half an hour at least.
-const defaultTokenMaxAge = 30 * time.Minute
+func (a githubAdapter) ExpiringCloneToken(ctx context.Context, inst int64, owner, repo string) (trigger.Token, error) {
+	tok, err := a.c.CloneToken(ctx, inst, owner, repo)
+	if err != nil {
+		return trigger.Token{}, err
+	}
 
-// mintFor makes a new clone token for the run info describes.
-func (a githubAdapter) mintFor(ctx context.Context, info launch.RunInfo) (string, error) {
-	return a.CloneToken(ctx, info.InstallationID, info.Repo.Owner, info.Repo.Name)
+	return trigger.Token{Value: tok.Value.Reveal(), ExpiresAt: tok.ExpiresAt}, nil
+}
+
+// defaultTokenMinLeft leaves a queued run's clone step half an hour of
+// token, as renewing every token older than half an hour of its hour did
+// before tokens were reused.
+const defaultTokenMinLeft = 30 * time.Minute
+
+// minter returns how RenewToken gets a new clone token for the run info
+// describes: one that has minLeft to live, which may be one the client
+// minted earlier.
+func (a githubAdapter) minter(minLeft time.Duration) func(context.Context, launch.RunInfo) (trigger.Token, error) {
+	return func(ctx context.Context, info launch.RunInfo) (trigger.Token, error) {
+		tok, err := a.c.CloneTokenLasting(ctx, info.InstallationID, info.Repo.Owner, info.Repo.Name, minLeft)
+		if err != nil {
+			return trigger.Token{}, err
+		}
+
+		return trigger.Token{Value: tok.Value.Reveal(), ExpiresAt: tok.ExpiresAt}, nil
+	}
 }
 
 type launcherAdapter struct {
@@ -361,6 +378,17 @@ type launcherAdapter struct {
 
 func (a launcherAdapter) Launch(ctx context.Context, run trigger.Run, token string) (trigger.Launched, error) {
 	name, created, err := a.l.Launch(ctx, run, token)
+	return a.launched(ctx, name, created, err)
+}
+
+func (a launcherAdapter) LaunchToken(ctx context.Context, run trigger.Run, tok trigger.Token) (trigger.Launched, error) {
+	name, created, err := a.l.LaunchToken(ctx, run, tok)
+	return a.launched(ctx, name, created, err)
+}
+
+// launched counts a run the launcher created and says where it stands in
+// the queue.
+func (a launcherAdapter) launched(ctx context.Context, name string, created bool, err error) (trigger.Launched, error) {
 	if err != nil || !created {
 		return trigger.Launched{Name: name, Created: created, Queued: true}, err
 	}

@@ -547,7 +547,7 @@ func TestAppAuthClonesWithScopedToken(t *testing.T) {
 	head := sha(t, "head")
 	e.gh.SetFile(owner, repoName, head, ".yaci.yml", []byte(twoJobs))
 
-	e.deliver(t, "push", "app-1", pushAsApp(t, head, installation))
+	e.deliver(t, "push", "app-1", pushAsApp(t, "main", head, installation))
 	waitFor(t, "pending statuses", func() bool { return len(e.gh.Statuses(owner, repoName, head)) == 2 })
 
 	scoped := scopedTokens(e.gh)
@@ -569,10 +569,10 @@ func TestAppAuthClonesWithScopedToken(t *testing.T) {
 
 // pushAsApp is a push payload as a GitHub App receives it, naming its
 // installation.
-func pushAsApp(t *testing.T, head string, installation int64) []byte {
+func pushAsApp(t *testing.T, branch, head string, installation int64) []byte {
 	t.Helper()
 	var payload map[string]any
-	if err := json.Unmarshal(pushPayload("main", head), &payload); err != nil {
+	if err := json.Unmarshal(pushPayload(branch, head), &payload); err != nil {
 		t.Fatal(err)
 	}
 	payload["installation"] = map[string]any{"id": installation}
@@ -685,13 +685,14 @@ func TestQueuedStatusSaysHowManyAhead(t *testing.T) {
 // could have expired in the queue.
 func TestQueuedRunGetsFreshToken(t *testing.T) {
 	const installation = 78
-	// Every token counts as old, so each start renews it.
-	e := newAppEnv(t, 4243, func(c *Config) { c.TokenMaxAge = time.Nanosecond })
+	// No token lives two hours, so each start renews it, and the
+	// renewal cannot take the launch's token from the cache.
+	e := newAppEnv(t, 4243, func(c *Config) { c.TokenMinLeft = 2 * time.Hour })
 	head := sha(t, "head")
 	e.gh.SetFile(owner, repoName, head, ".yaci.yml", []byte(
 		"jobs:\n  - name: one\n    image: golang:1.26\n    run: echo\n    env: {KWOK_RUN_FOR: 30s}\n"))
 
-	e.deliver(t, "push", "fresh-1", pushAsApp(t, head, installation))
+	e.deliver(t, "push", "fresh-1", pushAsApp(t, "main", head, installation))
 	waitFor(t, "the run to start", func() bool {
 		jobs := e.jobs(t)
 		return len(jobs) == 1 && jobs[0].Spec.Suspend != nil && !*jobs[0].Spec.Suspend
