@@ -705,3 +705,78 @@ func TestQueuedRunGetsFreshToken(t *testing.T) {
 		t.Error("the started run's Secret does not hold the token minted at its start")
 	}
 }
+
+// TestAppAuthCallsPerRun counts the GitHub calls of N pushes of a one-job
+// config to one repository, delivered at once. Each run costs three: its
+// config read, its pending status and its final status. The tokens come
+// once for all of them: the installation token the App acts with, and one
+// clone token, which every run's Secret gets.
+func TestAppAuthCallsPerRun(t *testing.T) {
+	const installation, n = 79, 5
+	e := newAppEnv(t, 4244)
+	config := []byte("jobs:\n  - name: test\n    image: golang:1.26\n    run: echo ok\n")
+	heads := make([]string, n)
+	for i := range heads {
+		heads[i] = sha(t, fmt.Sprint(i))
+		e.gh.SetFile(owner, repoName, heads[i], ".yaci.yml", config)
+	}
+
+	// One branch each, so that no push supersedes another's run.
+	for i, head := range heads {
+		e.deliver(t, "push", fmt.Sprintf("calls-%d", i), pushAsApp(t, fmt.Sprintf("b%d", i), head, installation))
+	}
+	waitFor(t, "every run's success", func() bool {
+		for _, head := range heads {
+			if e.gh.StatusCount(owner, repoName, head, "yaci/push/test", "success") != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	// Anything that still comes after the last status is a call too many.
+	time.Sleep(time.Second)
+
+	calls := map[string]int{}
+	total := 0
+	for _, ep := range []string{githubtest.EndpointGetContent, githubtest.EndpointCreateCommitStatus,
+		githubtest.EndpointCreateInstallationToken, githubtest.EndpointUnknown} {
+		calls[ep] = e.gh.Calls(ep)
+		total += calls[ep]
+	}
+	t.Logf("%d runs: %v, %d calls in all", n, calls, total)
+	want := map[string]int{
+		githubtest.EndpointGetContent:              n,
+		githubtest.EndpointCreateCommitStatus:      2 * n,
+		githubtest.EndpointCreateInstallationToken: 2,
+		githubtest.EndpointUnknown:                 0,
+	}
+	for ep, w := range want {
+		if calls[ep] != w {
+			t.Errorf("%s: %d calls, want %d", ep, calls[ep], w)
+		}
+	}
+	if total != 3*n+2 || e.gh.RateUsed() != total {
+		t.Errorf("%d calls in all (%d against the rate limit), want %d", total, e.gh.RateUsed(), 3*n+2)
+	}
+
+	scoped := scopedTokens(e.gh)
+	if len(scoped) != 1 || len(e.gh.IssuedTokens()) != 2 {
+		t.Fatalf("issued %d tokens, %d of them clone tokens; want one of each", len(e.gh.IssuedTokens()), len(scoped))
+	}
+	jobs := e.jobs(t)
+	if len(jobs) != n {
+		t.Errorf("%d jobs, want %d", len(jobs), n)
+	}
+	for _, j := range jobs {
+		s, err := e.kube.CoreV1().Secrets(e.ns).Get(context.Background(), j.Name+"-clone", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(s.Data[launch.SecretTokenKey]) != scoped[0].Token {
+			t.Errorf("clone secret of %s does not hold the one clone token", j.Name)
+		}
+		if got, want := s.Annotations[launch.AnnotationTokenExpires], scoped[0].ExpiresAt.UTC().Format(time.RFC3339); got != want {
+			t.Errorf("clone secret of %s says its token expires at %q, want %q", j.Name, got, want)
+		}
+	}
+}
