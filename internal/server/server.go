@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/yaci-ci/yaci/internal/github"
 	"github.com/yaci-ci/yaci/internal/launch"
@@ -84,8 +86,11 @@ type Server struct {
 	intake *webhook.Intake
 	// newWatcher and newAdmitter make the leader's parts afresh for each
 	// term, so a new term starts from the cluster as it is.
-	newWatcher  func() (*watch.Watcher, error)
-	newAdmitter func() (*queue.Admitter, error)
+	newWatcher  func(jobs cache.SharedIndexInformer) (*watch.Watcher, error)
+	newAdmitter func(jobs cache.SharedIndexInformer) (*queue.Admitter, error)
+	// newJobs makes the informer of the runs' Jobs that the watcher and
+	// the admitter of one term share.
+	newJobs func() cache.SharedIndexInformer
 	// leading and admitting are the running watcher and admitter while
 	// this replica leads, else nil.
 	leading   atomic.Pointer[watch.Watcher]
@@ -129,9 +134,10 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	gh := githubAdapter{cfg.GitHub}
-	newWatcher := func() (*watch.Watcher, error) {
+	newWatcher := func(jobs cache.SharedIndexInformer) (*watch.Watcher, error) {
 		return watch.New(cfg.Kube, watch.Options{
 			Namespace:  cfg.Launch.Namespace,
+			Jobs:       jobs,
 			Statuses:   gh,
 			RunURL:     runURL,
 			Archiver:   logs.NewArchiver(cfg.Kube, cfg.Store, logs.ArchiverOptions{Logger: cfg.Logger}),
@@ -142,9 +148,10 @@ func New(cfg Config) (*Server, error) {
 			Observe:    cfg.Metrics.ObserveReport,
 		})
 	}
-	newAdmitter := func() (*queue.Admitter, error) {
+	newAdmitter := func(jobs cache.SharedIndexInformer) (*queue.Admitter, error) {
 		return queue.New(cfg.Kube, queue.Options{
 			Namespace:  cfg.Launch.Namespace,
+			Jobs:       jobs,
 			MaxRunning: cfg.MaxRunning,
 			MaxPerRepo: cfg.MaxPerRepo,
 			Logger:     cfg.Logger,
@@ -156,14 +163,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	// Superseding reads and deletes Jobs through the API server, so every
 	// replica can do it with a watcher that never runs.
-	superseder, err := newWatcher()
+	superseder, err := newWatcher(nil)
 	if err != nil {
 		return nil, err
 	}
 	// The admitter is made anew for each term of leadership; making one
 	// now refuses bad queue options at start-up instead of at the first
 	// term, which may come much later.
-	if _, err := newAdmitter(); err != nil {
+	if _, err := newAdmitter(nil); err != nil {
 		return nil, err
 	}
 	if err := cfg.LeaderElection.validate(); err != nil {
@@ -190,12 +197,15 @@ func New(cfg Config) (*Server, error) {
 		intake:      intake,
 		newWatcher:  newWatcher,
 		newAdmitter: newAdmitter,
-		election:    cfg.LeaderElection,
-		metrics:     cfg.Metrics,
-		kube:        cfg.Kube,
-		namespace:   cfg.Launch.Namespace,
-		mux:         http.NewServeMux(),
-		log:         cfg.Logger,
+		newJobs: func() cache.SharedIndexInformer {
+			return launch.NewJobInformer(cfg.Kube, cfg.Launch.Namespace)
+		},
+		election:  cfg.LeaderElection,
+		metrics:   cfg.Metrics,
+		kube:      cfg.Kube,
+		namespace: cfg.Launch.Namespace,
+		mux:       http.NewServeMux(),
+		log:       cfg.Logger,
 	}
 	s.checks = append([]func(context.Context) error{cfg.GitHub.Check, s.synced}, cfg.ReadyChecks...)
 	// Only the leader's admitter knows the queue; followers report 0.
@@ -248,16 +258,24 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
-// lead runs a fresh watcher and admitter until ctx ends.
+// lead runs a fresh watcher and admitter until ctx ends. They share one
+// cache of the runs' Jobs, so the leader holds each Job once.
 func (s *Server) lead(ctx context.Context) error {
-	watcher, err := s.newWatcher()
+	jobs := s.newJobs()
+	watcher, err := s.newWatcher(jobs)
 	if err != nil {
 		return err
 	}
-	admitter, err := s.newAdmitter()
+	admitter, err := s.newAdmitter(jobs)
 	if err != nil {
 		return err
 	}
+	// The informer stops with ctx, and is waited for before lead returns.
+	var informer sync.WaitGroup
+	defer informer.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	informer.Go(func() { jobs.RunWithContext(ctx) })
 	s.leading.Store(watcher)
 	s.admitting.Store(admitter)
 	s.metrics.SetLeader(true)
