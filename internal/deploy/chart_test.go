@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // goldenNamespace is the release namespace of the golden renders.
@@ -87,6 +88,15 @@ func TestLintChecksValues(t *testing.T) {
 	if !found {
 		t.Errorf("lint of the misspelt key replicas gave errors %v, want the schema's refusal", res.Errors)
 	}
+
+	res = lint.Run([]string{chartDir}, map[string]any{"goMemLimit": "80 megabytes"})
+	found = false
+	for _, err := range res.Errors {
+		found = found || strings.Contains(err.Error(), "goMemLimit")
+	}
+	if !found {
+		t.Errorf("lint of a goMemLimit Go cannot read gave errors %v, want the schema's refusal", res.Errors)
+	}
 }
 
 func TestRenderDefault(t *testing.T) {
@@ -117,6 +127,17 @@ func TestRenderDefault(t *testing.T) {
 	if id == nil || id.ValueFrom == nil || id.ValueFrom.SecretKeyRef == nil ||
 		id.ValueFrom.SecretKeyRef.Name != "yaci-github" || id.ValueFrom.SecretKeyRef.Key != "app-id" {
 		t.Errorf("YACI_GITHUB_APP_ID is %+v, want it from Secret yaci-github, key app-id", id)
+	}
+	// The soft memory limit keeps the collector's slack small; it must
+	// sit below the container's hard limit, or the kernel ends yaci
+	// before the runtime reacts.
+	lim := envVar(c, "GOMEMLIMIT")
+	if lim == nil {
+		t.Error("no GOMEMLIMIT in the container's environment")
+	} else if soft, err := resource.ParseQuantity(strings.TrimSuffix(lim.Value, "B")); err != nil {
+		t.Errorf("GOMEMLIMIT %q: %v", lim.Value, err)
+	} else if hard := c.Resources.Limits.Memory(); hard.Cmp(soft) <= 0 {
+		t.Errorf("GOMEMLIMIT %s is not below the memory limit %s", lim.Value, hard)
 	}
 	if v := volume(t, &dep, "data"); v.EmptyDir == nil {
 		t.Errorf("data volume %+v, want an emptyDir without persistence", v)
