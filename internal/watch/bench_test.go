@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -222,10 +223,12 @@ const memJobs = 5000
 // the leader's parts, the watcher and the admitter sharing one informer
 // of Jobs as yaci serve does, in a process of their own (this test
 // binary, started again), so the figures are theirs and not the test's,
-// three times: with every pod running, the normal case of many runs
-// under way; with every pod pending, which the watcher caches as it may
-// be stuck; and with every pod ended and its run not reported, as when
-// GitHub is down.
+// in three states of the runs: with every pod running, the normal case
+// of many runs under way; with every pod pending, which the watcher
+// caches as it may be stuck; and with every pod ended and its run not
+// reported, as when GitHub is down. Each state is measured twice: with
+// the Go runtime's defaults, and with the soft memory limit the Helm
+// chart sets (goMemLimit, as GOMEMLIMIT).
 //
 // The Jobs are created suspended and their pods as pods of no Job, with
 // a status written by the benchmark and no scheduler or node to act on
@@ -236,11 +239,16 @@ const memJobs = 5000
 // trying.
 func BenchmarkWatcherMemory(b *testing.B) {
 	e := newEnv(b)
+	limit := chartMemLimit(b)
+	measure := func(phase string) {
+		reportMemory(b, phase, "", runWatcherProcess(b, e, ""))
+		reportMemory(b, phase, limit, runWatcherProcess(b, e, limit))
+	}
 	begin := time.Now()
 	forEachRun(b, memJobs, func(ctx context.Context, i int) error { return makeRun(ctx, e, i) })
 	b.Logf("created %d jobs and %d running pods in %s", memJobs, memJobs,
 		time.Since(begin).Round(time.Second))
-	reportMemory(b, "running", runWatcherProcess(b, e))
+	measure("running")
 
 	pods, err := e.cs.CoreV1().Pods(e.ns).List(b.Context(), metav1.ListOptions{})
 	if err != nil {
@@ -249,7 +257,7 @@ func BenchmarkWatcherMemory(b *testing.B) {
 	forEachRun(b, len(pods.Items), func(ctx context.Context, i int) error {
 		return makePending(ctx, e, &pods.Items[i])
 	})
-	reportMemory(b, "pending", runWatcherProcess(b, e))
+	measure("pending")
 
 	if pods, err = e.cs.CoreV1().Pods(e.ns).List(b.Context(), metav1.ListOptions{}); err != nil {
 		b.Fatal(err)
@@ -257,21 +265,47 @@ func BenchmarkWatcherMemory(b *testing.B) {
 	forEachRun(b, len(pods.Items), func(ctx context.Context, i int) error {
 		return setPodStatus(ctx, e, &pods.Items[i], func(p *corev1.Pod) { p.Status = endedStatus(p) })
 	})
-	reportMemory(b, "ended", runWatcherProcess(b, e))
+	measure("ended")
+}
+
+// chartMemLimit returns the soft memory limit (GOMEMLIMIT) yaci's Helm
+// chart deploys it with, so that the benchmark measures yaci as it is
+// deployed too, not only with the Go runtime's default.
+func chartMemLimit(b *testing.B) string {
+	b.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "charts", "yaci", "values.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var values struct {
+		GoMemLimit string `yaml:"goMemLimit"`
+	}
+	if err := yaml.Unmarshal(data, &values); err != nil {
+		b.Fatal(err)
+	}
+	if values.GoMemLimit == "" {
+		b.Fatal("the chart sets no goMemLimit")
+	}
+
+	return values.GoMemLimit
 }
 
 // reportMemory reports what the watcher process measured with its pods
 // in the given phase.
-func reportMemory(b *testing.B, phase string, out memReport) {
+func reportMemory(b *testing.B, phase, limit string, out memReport) {
 	b.Helper()
-	b.ReportMetric(float64(out.HeapAlloc)/1e6, phase+"-heap-live-MB")
-	b.ReportMetric(float64(out.RSS)/1e6, phase+"-rss-MB")
-	b.ReportMetric(float64(out.PeakRSS)/1e6, phase+"-peak-rss-MB")
-	b.Logf("leader of %d jobs and %d %s pods: live heap %.1f MB (%.1f MB in use), RSS %.1f MB "+
-		"(%.1f MB before it started), peak RSS %.1f MB, synced in %s",
-		out.Jobs, out.Pods, phase, float64(out.HeapAlloc)/1e6, float64(out.HeapInuse)/1e6,
-		float64(out.RSS)/1e6,
-		float64(out.BaselineRSS)/1e6, float64(out.PeakRSS)/1e6, out.Synced)
+	name, how := phase, "GOMEMLIMIT unset"
+	if limit != "" {
+		name, how = phase+"-limited", "GOMEMLIMIT="+limit
+	}
+	b.ReportMetric(float64(out.HeapAlloc)/1e6, name+"-heap-live-MB")
+	b.ReportMetric(float64(out.RSS)/1e6, name+"-rss-MB")
+	b.ReportMetric(float64(out.PeakRSS)/1e6, name+"-peak-rss-MB")
+	b.Logf("leader of %d jobs and %d %s pods, %s: live heap %.1f MB (%.1f MB in use, "+
+		"runtime %.1f MB), RSS %.1f MB (%.1f MB before it started), peak RSS %.1f MB, synced in %s",
+		out.Jobs, out.Pods, phase, how, float64(out.HeapAlloc)/1e6, float64(out.HeapInuse)/1e6,
+		float64(out.Runtime)/1e6, float64(out.RSS)/1e6, float64(out.BaselineRSS)/1e6,
+		float64(out.PeakRSS)/1e6, out.Synced)
 	if out.Jobs != memJobs || out.Pods != memJobs {
 		b.Errorf("watcher process saw %d jobs and %d pods, want %d each",
 			out.Jobs, out.Pods, memJobs)
@@ -452,8 +486,12 @@ type memReport struct {
 	// free space of the spans it occupies.
 	HeapAlloc uint64
 	HeapInuse uint64
-	RSS       uint64
-	PeakRSS   uint64
+	// Runtime is all the memory the Go runtime holds from the system
+	// and has not given back, which GOMEMLIMIT bounds; RSS adds the
+	// binary's own pages.
+	Runtime uint64
+	RSS     uint64
+	PeakRSS uint64
 	// BaselineRSS is the process's RSS before the watcher started: the
 	// test binary and its client alone.
 	BaselineRSS uint64
@@ -461,15 +499,17 @@ type memReport struct {
 }
 
 // runWatcherProcess runs TestWatcherProcess in a new process of this
-// binary against the env's namespace and returns its report.
-func runWatcherProcess(b *testing.B, e *env) memReport {
+// binary against the env's namespace, with GOMEMLIMIT set to limit
+// unless it is empty, and returns its report.
+func runWatcherProcess(b *testing.B, e *env, limit string) memReport {
 	b.Helper()
 	kubeconfig := filepath.Join(b.TempDir(), "kubeconfig")
 	writeKubeconfig(b, e.cfg, kubeconfig)
 
 	cmd := exec.CommandContext(b.Context(), os.Args[0], "-test.run=^TestWatcherProcess$",
 		"-test.bench=^$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), envMemKubeconfig+"="+kubeconfig, envMemNamespace+"="+e.ns)
+	cmd.Env = append(os.Environ(), envMemKubeconfig+"="+kubeconfig, envMemNamespace+"="+e.ns,
+		"GOMEMLIMIT="+limit)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.Fatalf("watcher process: %v\n%s", err, out)
@@ -567,7 +607,8 @@ func TestWatcherProcess(t *testing.T) {
 	}
 	nJobs, nPods := countRuns(t, cs, ns)
 	rep, _ := json.Marshal(memReport{Jobs: nJobs, Pods: nPods, HeapAlloc: ms.HeapAlloc, HeapInuse: ms.HeapInuse,
-		RSS: rss, PeakRSS: peak, BaselineRSS: baseline, Synced: synced})
+		Runtime: ms.Sys - ms.HeapReleased,
+		RSS:     rss, PeakRSS: peak, BaselineRSS: baseline, Synced: synced})
 	fmt.Printf("memreport %s\n", rep)
 
 	cancel()

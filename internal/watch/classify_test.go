@@ -370,7 +370,7 @@ func TestDecide(t *testing.T) {
 			if _, ended := terminal(tt.job); !ended && tt.job.DeletionTimestamp == nil {
 				pods = make([]*corev1.Pod, len(tt.pods))
 				for i, p := range tt.pods {
-					pods[i] = trimPod(p.DeepCopy())
+					pods[i] = newCachedPod(p.DeepCopy()).pod()
 				}
 			}
 			job, _ := launch.TrimJob(tt.job.DeepCopy())

@@ -110,8 +110,8 @@ func (w *Watcher) cachedPodsOf(job *batchv1.Job) []*corev1.Pod {
 	}
 	var pods []*corev1.Pod
 	for _, obj := range objs {
-		if pod, ok := obj.(*corev1.Pod); ok && metav1.IsControlledBy(pod, job) {
-			pods = append(pods, pod)
+		if c, ok := obj.(*cachedPod); ok && metav1.IsControlledBy(c, job) {
+			pods = append(pods, c.pod())
 		}
 	}
 

@@ -1,7 +1,6 @@
 package watch
 
 import (
-	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
@@ -9,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 
 	"github.com/yaci-ci/yaci/internal/launch"
 )
@@ -18,7 +18,7 @@ func TestTrimPod(t *testing.T) {
 		unschedulable(0))
 	pod.Labels = map[string]string{launch.LabelManagedBy: launch.ManagedBy}
 	pod.Annotations = map[string]string{"note": "x"}
-	pod.OwnerReferences = []metav1.OwnerReference{{Kind: "Job", Name: "yaci-test-1"}}
+	pod.OwnerReferences = []metav1.OwnerReference{{Kind: "Job", Name: "yaci-test-1", Controller: ptr.To(true)}}
 	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "GOFLAGS", Value: "-mod=readonly"}}
 	pod.Spec.Volumes = []corev1.Volume{{Name: "workspace"}}
 	pod.Status.InitContainerStatuses = []corev1.ContainerStatus{{
@@ -36,7 +36,8 @@ func TestTrimPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trimmed := got.(*corev1.Pod)
+	cached := got.(*cachedPod)
+	trimmed := cached.pod()
 	if trimmed.Labels != nil || trimmed.Annotations != nil ||
 		!reflect.DeepEqual(trimmed.Spec, corev1.PodSpec{}) {
 		t.Errorf("trimmed pod keeps what the watcher does not read: %+v", trimmed)
@@ -52,7 +53,7 @@ func TestTrimPod(t *testing.T) {
 		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: launch.RunContainer,
 			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at(0)}}}}
 	})
-	if got := trimPod(running).Status.ContainerStatuses; got != nil {
+	if got := newCachedPod(running).pod().Status.ContainerStatuses; got != nil {
 		t.Errorf("running container statuses = %+v, want none: they say nothing decide reads", got)
 	}
 	want := []corev1.ContainerStatus{{Name: launch.RunContainer, Image: "golang:1.26",
@@ -77,13 +78,25 @@ func TestTrimPod(t *testing.T) {
 				Reason: "EvictionByEvictionAPI"},
 		}
 	})
-	if c := trimPod(scheduled).Status.Conditions; len(c) != 1 || c[0].Type != corev1.DisruptionTarget {
+	if c := newCachedPod(scheduled).pod().Status.Conditions; len(c) != 1 || c[0].Type != corev1.DisruptionTarget {
 		t.Errorf("conditions of a scheduled, disrupted pod = %+v, want the disruption only", c)
 	}
 
-	again, _ := trim(trimmed)
-	if !reflect.DeepEqual(again, trimmed) {
-		t.Error("trimming twice differs from trimming once")
+	again, _ := trim(cached)
+	if again != cached {
+		t.Error("trimming a cached pod made a new object")
+	}
+	cp := cached.DeepCopyObject().(*cachedPod)
+	if !reflect.DeepEqual(cp, cached) {
+		t.Errorf("deep copy %+v differs from %+v", cp, cached)
+	}
+	cp.Containers[0].State.Waiting.Reason = "changed"
+	cp.OwnerReferences[0].Name = "changed"
+	if cached.Containers[0].State.Waiting.Reason == "changed" || cached.OwnerReferences[0].Name == "changed" {
+		t.Error("the deep copy shares what it should own")
+	}
+	if keys := podJobKeysOf(cached); !reflect.DeepEqual(keys, []string{"/yaci-test-1"}) {
+		t.Errorf("cached pod indexed under %v, want its Job", keys)
 	}
 }
 
@@ -93,14 +106,4 @@ func TestTrimPassesOthers(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, tomb) {
 		t.Errorf("trim(tombstone) = %v, %v; want it unchanged", got, err)
 	}
-}
-
-func size(t *testing.T, obj any) int {
-	t.Helper()
-	b, err := json.Marshal(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	return len(b)
 }

@@ -425,16 +425,16 @@ func podJobKeysOf(obj any) []string {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := obj.(metav1.Object)
 	if !ok {
 		return nil
 	}
-	ref := metav1.GetControllerOf(pod)
+	ref := metav1.GetControllerOfNoCopy(pod)
 	if ref == nil || ref.Kind != "Job" {
 		return nil
 	}
 
-	return []string{pod.Namespace + "/" + ref.Name}
+	return []string{pod.GetNamespace() + "/" + ref.Name}
 }
 
 // HasSynced reports whether the watcher has read every run's Job and pod
