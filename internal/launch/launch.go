@@ -53,32 +53,18 @@ func New(client kubernetes.Interface, o Options) (*Launcher, error) {
 	return &Launcher{client: client, opts: o.withDefaults()}, nil
 }
 
-// Launch creates run's Job and its clone Secret holding token, and starts
+// Launch creates run's Job and its clone Secret holding tok, and starts
 // the Job unless the options say to leave it suspended. It is idempotent:
 // when the Job already exists (another delivery or replica made it), Launch
 // leaves it and its Secret alone and returns created=false. When any step
 // after the Job's creation fails, it deletes the Job again so no half-made
 // run is left behind, and returns the error.
 //
-// The Secret does not say when token expires, so RenewToken renews it by
-// the Secret's age, as it does Secrets made before yaci recorded expiries;
-// LaunchToken records the expiry.
-func (l *Launcher) Launch(ctx context.Context, run trigger.Run, token string) (name string, created bool, err error) {
-	return l.launch(ctx, run, trigger.Token{Value: token}, false)
-}
-
-// LaunchToken is Launch for a token whose expiry is known: the clone
-// Secret records it, and RenewToken renews the token by the time it has
-// left, which for a token handed out more than once is less than the
-// Secret's age suggests.
-func (l *Launcher) LaunchToken(ctx context.Context, run trigger.Run, tok trigger.Token) (name string, created bool, err error) {
-	return l.launch(ctx, run, tok, true)
-}
-
-// launch is Launch and LaunchToken; knownExpiry says whether tok's
-// ExpiresAt is to be believed.
-func (l *Launcher) launch(ctx context.Context, run trigger.Run, tok trigger.Token,
-	knownExpiry bool) (name string, created bool, err error) {
+// The Secret records when tok expires (a zero ExpiresAt as NeverExpires),
+// so RenewToken renews the token by the time it has left, which for a
+// token handed out more than once is less than the Secret's age suggests.
+func (l *Launcher) Launch(ctx context.Context, run trigger.Run,
+	tok trigger.Token) (name string, created bool, err error) {
 	job, err := BuildJob(run, l.opts)
 	if err != nil {
 		return "", false, err
@@ -100,9 +86,6 @@ func (l *Launcher) launch(ctx context.Context, run trigger.Run, tok trigger.Toke
 	}
 
 	secret := BuildSecret(run, tok, made, l.opts)
-	if !knownExpiry {
-		delete(secret.Annotations, AnnotationTokenExpires)
-	}
 	if err := l.ensureSecret(ctx, secret, made.UID); err != nil {
 		err = fmt.Errorf("create secret %s: %w", secret.Name, err)
 		return name, false, l.abandon(ctx, made, err)

@@ -24,6 +24,11 @@ import (
 	"github.com/yaci-ci/yaci/internal/trigger"
 )
 
+// testToken is cloneToken as Launch takes it. It has no expiry, as a
+// configured token does not; TestLaunchRecordsTokenExpiry checks one that
+// has.
+var testToken = trigger.Token{Value: cloneToken}
+
 // newClient returns a fake clientset that, like an API server, gives every
 // object it creates a UID.
 func newClient(t *testing.T, objects ...runtime.Object) *fake.Clientset {
@@ -88,7 +93,7 @@ func TestLaunchOrder(t *testing.T) {
 			o.Suspend = tt.suspend
 			run := pushRun()
 
-			name, created, err := newLauncher(t, client, o).Launch(t.Context(), run, cloneToken)
+			name, created, err := newLauncher(t, client, o).Launch(t.Context(), run, testToken)
 			if err != nil || !created || name != run.Name() {
 				t.Fatalf("Launch = %q, %v, %v; want %q, true, nil", name, created, err, run.Name())
 			}
@@ -132,33 +137,25 @@ func TestLaunchOrder(t *testing.T) {
 	}
 }
 
-// TestLaunchRecordsTokenExpiry checks which clone Secrets say when their
-// token expires: those LaunchToken makes do, those Launch makes, not told,
-// do not.
+// TestLaunchRecordsTokenExpiry checks that every clone Secret says when
+// its token expires: when the token does, or never for a configured one.
 func TestLaunchRecordsTokenExpiry(t *testing.T) {
 	expires := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
 	tests := []struct {
-		name   string
-		launch func(*launch.Launcher, trigger.Run) (string, bool, error)
-		want   string // "" for no annotation
+		name string
+		tok  trigger.Token
+		want string
 	}{
-		{"launch", func(l *launch.Launcher, run trigger.Run) (string, bool, error) {
-			return l.Launch(t.Context(), run, cloneToken)
-		}, ""},
-		{"expiring token", func(l *launch.Launcher, run trigger.Run) (string, bool, error) {
-			return l.LaunchToken(t.Context(), run, trigger.Token{Value: cloneToken, ExpiresAt: expires})
-		}, expires.Format(time.RFC3339)},
-		{"configured token", func(l *launch.Launcher, run trigger.Run) (string, bool, error) {
-			return l.LaunchToken(t.Context(), run, trigger.Token{Value: cloneToken})
-		}, launch.NeverExpires},
+		{"expiring token", trigger.Token{Value: cloneToken, ExpiresAt: expires}, expires.Format(time.RFC3339)},
+		{"configured token", testToken, launch.NeverExpires},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			client := newClient(t)
 			run := pushRun()
-			name, created, err := tt.launch(newLauncher(t, client, testOptions), run)
+			name, created, err := newLauncher(t, client, testOptions).Launch(t.Context(), run, tt.tok)
 			if err != nil || !created {
-				t.Fatalf("launch = %v, %v", created, err)
+				t.Fatalf("Launch = %v, %v", created, err)
 			}
 
 			secret, err := client.CoreV1().Secrets(testOptions.Namespace).Get(t.Context(),
@@ -166,9 +163,8 @@ func TestLaunchRecordsTokenExpiry(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, ok := secret.Annotations[launch.AnnotationTokenExpires]
-			if got != tt.want || ok != (tt.want != "") {
-				t.Errorf("token-expires-at = %q (present %v), want %q", got, ok, tt.want)
+			if got := secret.Annotations[launch.AnnotationTokenExpires]; got != tt.want {
+				t.Errorf("token-expires-at = %q, want %q", got, tt.want)
 			}
 			if string(secret.Data[launch.SecretTokenKey]) != cloneToken {
 				t.Error("secret does not hold the token")
@@ -181,12 +177,12 @@ func TestLaunchAlreadyExists(t *testing.T) {
 	client := newClient(t)
 	l := newLauncher(t, client, testOptions)
 	run := prRun()
-	if _, created, err := l.Launch(t.Context(), run, cloneToken); err != nil || !created {
+	if _, created, err := l.Launch(t.Context(), run, testToken); err != nil || !created {
 		t.Fatalf("first Launch = %v, %v", created, err)
 	}
 	client.ClearActions()
 
-	name, created, err := l.Launch(t.Context(), run, "another-token")
+	name, created, err := l.Launch(t.Context(), run, trigger.Token{Value: "another-token"})
 	if err != nil || created || name != run.Name() {
 		t.Fatalf("second Launch = %q, %v, %v; want %q, false, nil", name, created, err, run.Name())
 	}
@@ -212,7 +208,7 @@ func TestLaunchJobBeingDeleted(t *testing.T) {
 	old.Finalizers = []string{"foregroundDeletion"}
 	client := newClient(t, old)
 
-	_, created, err := newLauncher(t, client, testOptions).Launch(t.Context(), run, cloneToken)
+	_, created, err := newLauncher(t, client, testOptions).Launch(t.Context(), run, testToken)
 	if !errors.Is(err, launch.ErrJobDeleting) || created {
 		t.Errorf("Launch = %v, %v; want false, ErrJobDeleting", created, err)
 	}
@@ -227,7 +223,7 @@ func TestLaunchSecretFailure(t *testing.T) {
 	})
 	run := pushRun()
 
-	_, created, err := newLauncher(t, client, testOptions).Launch(t.Context(), run, cloneToken)
+	_, created, err := newLauncher(t, client, testOptions).Launch(t.Context(), run, testToken)
 	if !apierrors.IsForbidden(err) || created {
 		t.Fatalf("Launch = %v, %v; want false and the secret's error", created, err)
 	}
@@ -299,7 +295,7 @@ func TestLaunchStartFailure(t *testing.T) {
 			})
 			run := pushRun()
 
-			_, created, err := newLauncher(t, client, testOptions).Launch(t.Context(), run, cloneToken)
+			_, created, err := newLauncher(t, client, testOptions).Launch(t.Context(), run, testToken)
 			if !errors.Is(err, tt.err) || created {
 				t.Fatalf("Launch = %v, %v; want false and the patch error", created, err)
 			}
@@ -323,7 +319,7 @@ func TestLaunchStaleSecret(t *testing.T) {
 	}, Data: map[string][]byte{launch.SecretTokenKey: []byte("old")}}
 	client := newClient(t, stale)
 
-	_, created, err := newLauncher(t, client, testOptions).Launch(t.Context(), run, cloneToken)
+	_, created, err := newLauncher(t, client, testOptions).Launch(t.Context(), run, testToken)
 	if err != nil || !created {
 		t.Fatalf("Launch = %v, %v", created, err)
 	}
@@ -354,7 +350,7 @@ func TestLaunchConcurrent(t *testing.T) {
 	for range callers {
 		wg.Go(func() {
 			<-start
-			_, created, err := l.Launch(t.Context(), run, cloneToken)
+			_, created, err := l.Launch(t.Context(), run, testToken)
 			if err != nil {
 				errs <- err
 			}
@@ -389,7 +385,7 @@ func TestLaunchInvalidRun(t *testing.T) {
 	run := pushRun()
 	run.Event.SHA = "main"
 
-	_, created, err := newLauncher(t, client, testOptions).Launch(t.Context(), run, cloneToken)
+	_, created, err := newLauncher(t, client, testOptions).Launch(t.Context(), run, testToken)
 	if !errors.Is(err, launch.ErrInvalidRun) || created {
 		t.Errorf("Launch = %v, %v; want false, ErrInvalidRun", created, err)
 	}

@@ -21,8 +21,7 @@ const AnnotationTokenRenewed = "yaci.dev/token-renewed-at"
 
 // AnnotationTokenExpires holds when the token in a clone Secret expires,
 // in RFC 3339, or NeverExpires for a configured token, which does not.
-// A Secret without it was made by a yaci that did not record expiries, or
-// by Launch, which was not told.
+// A Secret without it was made by a yaci that did not record expiries.
 const AnnotationTokenExpires = "yaci.dev/token-expires-at"
 
 // NeverExpires is the AnnotationTokenExpires of a token that does not

@@ -20,7 +20,8 @@ func TestRenewToken(t *testing.T) {
 	o.Suspend = true
 	l := newLauncher(t, client, o)
 	run := pushRun()
-	name, _, err := l.Launch(t.Context(), run, cloneToken)
+	name, _, err := l.Launch(t.Context(), run,
+		trigger.Token{Value: cloneToken, ExpiresAt: time.Now().Add(10 * time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,9 +40,8 @@ func TestRenewToken(t *testing.T) {
 		return string(s.Data[launch.SecretTokenKey]), s.Annotations
 	}
 
-	// Launch was not told when the token expires, and the fake API server
-	// sets no creation time, so the launch token counts as old: it is
-	// renewed.
+	// The launch token has ten minutes left, less than the half hour
+	// asked for: it is renewed.
 	if err := l.RenewToken(t.Context(), name, 30*time.Minute, mint); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestRenewTokenByTimeLeft(t *testing.T) {
 			o := testOptions
 			o.Suspend = true
 			l := newLauncher(t, client, o)
-			name, _, err := l.Launch(t.Context(), pushRun(), cloneToken)
+			name, _, err := l.Launch(t.Context(), pushRun(), testToken)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -89,7 +89,7 @@ func (c *cluster) launchRun(t *testing.T, job, image, script string, env map[str
 	for k, v := range env {
 		run.Job.Env = append(run.Job.Env, repoconfig.EnvVar{Name: k, Value: v})
 	}
-	name, created, err := c.launcher.Launch(t.Context(), run, "clone-token")
+	name, created, err := c.launcher.Launch(t.Context(), run, trigger.Token{Value: "clone-token"})
 	if err != nil || !created {
 		t.Fatalf("launch %s: created=%v, %v", job, created, err)
 	}

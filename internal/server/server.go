@@ -354,13 +354,14 @@ func (a githubAdapter) SetStatus(ctx context.Context, inst int64, owner, repo, s
 	})
 }
 
-func (a githubAdapter) CloneToken(ctx context.Context, inst int64, owner, repo string) (string, error) {
-	tok, err := a.ExpiringCloneToken(ctx, inst, owner, repo)
-	return tok.Value, err
+func (a githubAdapter) CloneToken(ctx context.Context, inst int64, owner, repo string) (trigger.Token, error) {
+	return triggerToken(a.c.CloneToken(ctx, inst, owner, repo))
 }
 
-func (a githubAdapter) ExpiringCloneToken(ctx context.Context, inst int64, owner, repo string) (trigger.Token, error) {
-	tok, err := a.c.CloneToken(ctx, inst, owner, repo)
+// triggerToken turns the GitHub client's token into the dispatcher's.
+// Its value is revealed because the launcher writes it into the clone
+// Secret; trigger.Token still redacts it when printed or logged.
+func triggerToken(tok github.Token, err error) (trigger.Token, error) {
 	if err != nil {
 		return trigger.Token{}, err
 	}
@@ -378,12 +379,8 @@ const defaultTokenMinLeft = 30 * time.Minute
 // minted earlier.
 func (a githubAdapter) minter(minLeft time.Duration) func(context.Context, launch.RunInfo) (trigger.Token, error) {
 	return func(ctx context.Context, info launch.RunInfo) (trigger.Token, error) {
-		tok, err := a.c.CloneTokenLasting(ctx, info.InstallationID, info.Repo.Owner, info.Repo.Name, minLeft)
-		if err != nil {
-			return trigger.Token{}, err
-		}
-
-		return trigger.Token{Value: tok.Value.Reveal(), ExpiresAt: tok.ExpiresAt}, nil
+		return triggerToken(a.c.CloneTokenLasting(ctx, info.InstallationID,
+			info.Repo.Owner, info.Repo.Name, minLeft))
 	}
 }
 
@@ -394,13 +391,8 @@ type launcherAdapter struct {
 	namespace string
 }
 
-func (a launcherAdapter) Launch(ctx context.Context, run trigger.Run, token string) (trigger.Launched, error) {
-	name, created, err := a.l.Launch(ctx, run, token)
-	return a.launched(ctx, name, created, err)
-}
-
-func (a launcherAdapter) LaunchToken(ctx context.Context, run trigger.Run, tok trigger.Token) (trigger.Launched, error) {
-	name, created, err := a.l.LaunchToken(ctx, run, tok)
+func (a launcherAdapter) Launch(ctx context.Context, run trigger.Run, tok trigger.Token) (trigger.Launched, error) {
+	name, created, err := a.l.Launch(ctx, run, tok)
 	return a.launched(ctx, name, created, err)
 }
 

@@ -79,7 +79,11 @@ type StatusWriter interface {
 
 // TokenSource hands out short-lived tokens that can clone a repository.
 type TokenSource interface {
-	CloneToken(ctx context.Context, inst int64, owner, repo string) (string, error)
+	// CloneToken returns a token that can clone owner/repo, with when it
+	// expires. A run that waits in the queue may outlive its token, and a
+	// token handed out again may be older than the run; knowing the
+	// expiry lets the token be renewed by the time it has left.
+	CloneToken(ctx context.Context, inst int64, owner, repo string) (Token, error)
 }
 
 // Token is a token that can clone a repository, with when it expires.
@@ -103,32 +107,12 @@ func (t Token) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("value", "[redacted]"), slog.Time("expires_at", t.ExpiresAt))
 }
 
-// ExpiringTokenSource is a TokenSource that says when its tokens expire.
-// A run that waits in the queue may outlive its token, and a token handed
-// out again may be older than the run; knowing the expiry lets the token
-// be renewed by the time it has left.
-//
-// TODO: fold ExpiringTokenSource into TokenSource and TokenLauncher into
-// Launcher — when the adapters in internal/watch's tests implement them.
-type ExpiringTokenSource interface {
-	TokenSource
-	ExpiringCloneToken(ctx context.Context, inst int64, owner, repo string) (Token, error)
-}
-
 // Launcher creates the Kubernetes objects of a run.
 type Launcher interface {
-	// Launch creates the run's Job, with token available to its clone
-	// step. Creating a run that already exists is not an error: it
-	// reports Created false.
-	Launch(ctx context.Context, run Run, token string) (Launched, error)
-}
-
-// TokenLauncher is a Launcher that can record when a run's token expires.
-// The Dispatcher uses LaunchToken instead of Launch when Tokens is an
-// ExpiringTokenSource too.
-type TokenLauncher interface {
-	Launcher
-	LaunchToken(ctx context.Context, run Run, tok Token) (Launched, error)
+	// Launch creates the run's Job, with tok available to its clone step
+	// and its expiry kept for renewing it. Creating a run that already
+	// exists is not an error: it reports Created false.
+	Launch(ctx context.Context, run Run, tok Token) (Launched, error)
 }
 
 // Superseder cancels the runs an event makes pointless: the unfinished
@@ -386,29 +370,15 @@ func (d *Dispatcher) start(ctx context.Context, log *slog.Logger, runs []Run) er
 type launchFunc func(ctx context.Context, run Run) (Launched, error)
 
 // withToken gets one clone token for ev's repository and returns how to
-// launch a run with it. The token's expiry goes along when Tokens tells it
-// and Launcher can record it; otherwise the token goes alone.
+// launch a run with it, so that all the runs of one event share a token.
 func (d *Dispatcher) withToken(ctx context.Context, ev Event) (launchFunc, error) {
-	inst, owner, repo := ev.InstallationID, ev.Repo.Owner, ev.Repo.Name
-	src, expiring := d.Tokens.(ExpiringTokenSource)
-	l, recording := d.Launcher.(TokenLauncher)
-	if expiring && recording {
-		tok, err := src.ExpiringCloneToken(ctx, inst, owner, repo)
-		if err != nil {
-			return nil, err
-		}
-		return func(ctx context.Context, run Run) (Launched, error) {
-			return l.LaunchToken(ctx, run, tok)
-		}, nil
-	}
-
-	token, err := d.Tokens.CloneToken(ctx, inst, owner, repo)
+	tok, err := d.Tokens.CloneToken(ctx, ev.InstallationID, ev.Repo.Owner, ev.Repo.Name)
 	if err != nil {
 		return nil, err
 	}
 
 	return func(ctx context.Context, run Run) (Launched, error) {
-		return d.Launcher.Launch(ctx, run, token)
+		return d.Launcher.Launch(ctx, run, tok)
 	}, nil
 }
 

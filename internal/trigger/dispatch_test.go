@@ -291,55 +291,33 @@ func TestHandle(t *testing.T) {
 	}
 }
 
-// TestHandlePassesTokenExpiry checks that a token's expiry reaches the
-// launcher when the token source tells it and the launcher can record it,
-// and that otherwise the token goes alone, as it did before.
+// TestHandlePassesTokenExpiry checks that the clone token's expiry reaches
+// the launcher with it, so that a queued run's token can be renewed in
+// time, and that a token that does not expire goes with a zero expiry.
 func TestHandlePassesTokenExpiry(t *testing.T) {
 	ev := push("main")
-	expires := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	tests := []struct {
-		name               string
-		expiring, records  bool
-		wantPlain, wantExp int // calls of CloneToken and ExpiringCloneToken
+		name    string
+		expires time.Time
 	}{
-		{name: "both", expiring: true, records: true, wantExp: 1},
-		{name: "source only", expiring: true, wantPlain: 1},
-		{name: "launcher only", records: true, wantPlain: 1},
-		{name: "neither", wantPlain: 1},
+		{"expiring token", time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)},
+		{"configured token", time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, rec := newDispatcher(handleCase{files: map[string]string{ev.SHA: validConfig}})
-			src := &fakeExpiringTokens{fakeTokens: fakeTokens{token: testToken}, expires: expires}
-			l := &fakeTokenLauncher{}
-			if tt.expiring {
-				d.Tokens = src
-			} else {
-				d.Tokens = &src.fakeTokens
-			}
-			if tt.records {
-				d.Launcher = l
-			} else {
-				d.Launcher = &l.fakeLauncher
-			}
+			rec.tokens.expires = tt.expires
 
 			if err := d.Handle(t.Context(), ev); err != nil {
 				t.Fatal(err)
 			}
 
-			if len(src.calls) != tt.wantPlain || len(src.expiringCalls) != tt.wantExp {
-				t.Errorf("CloneToken called %d times, ExpiringCloneToken %d; want %d and %d",
-					len(src.calls), len(src.expiringCalls), tt.wantPlain, tt.wantExp)
+			checkCalls(t, "CloneToken", rec.tokens.calls, []tokenCall{{42, "octo", "app"}})
+			want := launches(ev, "lint", "test", "deploy")
+			for i := range want {
+				want[i].Expires = tt.expires
 			}
-			checkCalls(t, "Launch", l.calls, launches(ev, "lint", "test", "deploy"))
-			var want []time.Time
-			if tt.wantExp > 0 {
-				want = []time.Time{expires, expires, expires}
-			}
-			checkCalls(t, "LaunchToken", l.expiries, want)
-			if n := len(rec.statuses.calls); n != 3 {
-				t.Errorf("%d statuses posted, want a pending one for each of 3 runs", n)
-			}
+			checkCalls(t, "Launch", rec.launcher.calls, want)
 		})
 	}
 }

@@ -60,31 +60,16 @@ type tokenCall struct {
 	Owner, Repo string
 }
 
+// fakeTokens hands out one token, expiring at expires (zero for never).
 type fakeTokens struct {
-	token string
-	err   error
-	calls []tokenCall
+	token   string
+	expires time.Time
+	err     error
+	calls   []tokenCall
 }
 
-func (f *fakeTokens) CloneToken(_ context.Context, inst int64, owner, repo string) (string, error) {
+func (f *fakeTokens) CloneToken(_ context.Context, inst int64, owner, repo string) (Token, error) {
 	f.calls = append(f.calls, tokenCall{inst, owner, repo})
-	if f.err != nil {
-		return "", f.err
-	}
-
-	return f.token, nil
-}
-
-// fakeExpiringTokens is fakeTokens that also says when its token expires;
-// ExpiringCloneToken records its calls apart from CloneToken's.
-type fakeExpiringTokens struct {
-	fakeTokens
-	expires       time.Time
-	expiringCalls []tokenCall
-}
-
-func (f *fakeExpiringTokens) ExpiringCloneToken(_ context.Context, inst int64, owner, repo string) (Token, error) {
-	f.expiringCalls = append(f.expiringCalls, tokenCall{inst, owner, repo})
 	if f.err != nil {
 		return Token{}, f.err
 	}
@@ -100,6 +85,9 @@ type launchCall struct {
 	Kind    string
 	Attempt int
 	Token   string
+	// Expires is when the token expires, which the launcher records so
+	// that a queued run's token is renewed in time.
+	Expires time.Time
 }
 
 // fakeLauncher creates every run except those it is told exist already
@@ -112,7 +100,7 @@ type fakeLauncher struct {
 	calls    []launchCall
 }
 
-func (f *fakeLauncher) Launch(_ context.Context, run Run, token string) (Launched, error) {
+func (f *fakeLauncher) Launch(_ context.Context, run Run, tok Token) (Launched, error) {
 	f.calls = append(f.calls, launchCall{
 		Name:    run.Name(),
 		Job:     run.Job.Name,
@@ -120,7 +108,8 @@ func (f *fakeLauncher) Launch(_ context.Context, run Run, token string) (Launche
 		SHA:     run.Event.SHA,
 		Kind:    string(run.Event.Kind),
 		Attempt: run.Attempt,
-		Token:   token,
+		Token:   tok.Value,
+		Expires: tok.ExpiresAt,
 	})
 	if err := f.fail[run.Job.Name]; err != nil {
 		return Launched{}, err
@@ -150,17 +139,4 @@ func (f *fakeSuperseder) Supersede(_ context.Context, ev Event) error {
 	f.calls = append(f.calls, supersedeCall{ev.Delivery, ev.SHA, ev.Action, len(f.launcher.calls)})
 
 	return f.err
-}
-
-// fakeTokenLauncher is fakeLauncher that also takes tokens with their
-// expiry, and records the expiries LaunchToken got.
-type fakeTokenLauncher struct {
-	fakeLauncher
-	expiries []time.Time
-}
-
-func (f *fakeTokenLauncher) LaunchToken(ctx context.Context, run Run, tok Token) (Launched, error) {
-	f.expiries = append(f.expiries, tok.ExpiresAt)
-
-	return f.fakeLauncher.Launch(ctx, run, tok.Value)
 }

@@ -483,15 +483,15 @@ func (a statuses) SetStatus(ctx context.Context, inst int64, owner, repo, sha st
 
 type tokens struct{ c *github.Client }
 
-func (a tokens) CloneToken(ctx context.Context, inst int64, owner, repo string) (string, error) {
+func (a tokens) CloneToken(ctx context.Context, inst int64, owner, repo string) (trigger.Token, error) {
 	tok, err := a.c.CloneToken(ctx, inst, owner, repo)
-	return tok.Value.Reveal(), err
+	return trigger.Token{Value: tok.Value.Reveal(), ExpiresAt: tok.ExpiresAt}, err
 }
 
 type launcher struct{ l *launch.Launcher }
 
-func (a launcher) Launch(ctx context.Context, run trigger.Run, token string) (trigger.Launched, error) {
-	name, created, err := a.l.Launch(ctx, run, token)
+func (a launcher) Launch(ctx context.Context, run trigger.Run, tok trigger.Token) (trigger.Launched, error) {
+	name, created, err := a.l.Launch(ctx, run, tok)
 	return trigger.Launched{Name: name, Created: created}, err
 }
 
