@@ -31,6 +31,7 @@ func pushRun() trigger.Run {
 			Ref:            "refs/heads/main",
 			Branch:         "main",
 			Before:         "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432",
+			HeadAt:         time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
 			Message:        "Make the parser stricter\n\nIt now rejects tabs.",
 			Sender:         "alice",
 		},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 
@@ -81,6 +82,10 @@ const (
 	// RFC 3339 with nanoseconds: the creationTimestamp counts whole
 	// seconds, too coarse to keep the order of runs launched together.
 	AnnotationQueuedAt = "yaci.dev/queued-at"
+	// AnnotationHeadAt holds when the run's commit became the head of its
+	// branch or pull request (trigger.Event.HeadAt), in RFC 3339; absent
+	// when the event did not say.
+	AnnotationHeadAt = "yaci.dev/head-at"
 )
 
 // Finalizer is on every run's Job from its creation, so that a Job
@@ -116,6 +121,8 @@ type RunInfo struct {
 	PullRequest    int
 	InstallationID int64
 	StatusContext  string
+	// HeadAt is zero when the Job does not record it.
+	HeadAt time.Time
 }
 
 // labelsFor returns the labels of a run's Job, pod template and Secret.
@@ -170,6 +177,9 @@ func annotationsFor(run trigger.Run) map[string]string {
 	}
 	if run.Parallel > 0 {
 		a[AnnotationMaxParallel] = strconv.Itoa(run.Parallel)
+	}
+	if !ev.HeadAt.IsZero() {
+		a[AnnotationHeadAt] = ev.HeadAt.UTC().Format(time.RFC3339)
 	}
 
 	return a
@@ -279,6 +289,11 @@ func RunFromJob(job *batchv1.Job) (RunInfo, error) {
 	if v, ok := a[AnnotationInstallation]; ok {
 		if info.InstallationID, err = strconv.ParseInt(v, 10, 64); err != nil {
 			return bad(AnnotationInstallation, "is not a number")
+		}
+	}
+	if v, ok := a[AnnotationHeadAt]; ok {
+		if info.HeadAt, err = time.Parse(time.RFC3339, v); err != nil {
+			return bad(AnnotationHeadAt, "is not an RFC 3339 time")
 		}
 	}
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +21,7 @@ func TestRunFromJobRoundTrip(t *testing.T) {
 	odd.Job.Name = "Build & Test (linux)"
 	odd.Event.InstallationID = 0
 	odd.Event.Branch = "feature/$(x)"
+	odd.Event.HeadAt = time.Time{}
 
 	for name, run := range map[string]trigger.Run{
 		"push": pushRun(), "pull_request": prRun(), "odd names": odd,
@@ -44,6 +46,7 @@ func TestRunFromJobRoundTrip(t *testing.T) {
 				Branch:         ev.Branch,
 				InstallationID: ev.InstallationID,
 				StatusContext:  run.StatusContext(),
+				HeadAt:         ev.HeadAt,
 			}
 			if ev.PullRequest != nil {
 				want.PullRequest = ev.PullRequest.Number
@@ -73,6 +76,7 @@ func TestRunFromJobErrors(t *testing.T) {
 		{"pr without number", dropAnnotation(launch.AnnotationPR), bad},
 		{"no status context", dropAnnotation(launch.AnnotationStatusContext), bad},
 		{"bad installation", setAnnotation(launch.AnnotationInstallation, "x"), bad},
+		{"bad head time", setAnnotation(launch.AnnotationHeadAt, "yesterday"), bad},
 		{"no metadata at all", func(j *batchv1.Job) {
 			j.ObjectMeta = metav1.ObjectMeta{Name: j.Name}
 		}, notRun},

@@ -4,6 +4,8 @@
 package trigger
 
 import (
+	"time"
+
 	"github.com/yaci-ci/yaci/internal/repoconfig"
 )
 
@@ -33,6 +35,11 @@ type Event struct {
 	Branch string
 	// Before is the commit a push replaced; empty for pull requests.
 	Before string
+	// HeadAt is when GitHub says SHA became the head: a push's
+	// repository.pushed_at, a pull request's updated_at (whole seconds);
+	// zero when the payload does not say. Superseding compares it, so that
+	// a late delivery of an older event does not cancel a newer run.
+	HeadAt time.Time
 	// Message is the head commit's message for a push; empty otherwise.
 	Message string
 	// Sender is the login of the user who caused the event.

@@ -256,8 +256,16 @@ var deliveries atomic.Int64
 
 func delivery() string { return fmt.Sprintf("d-%d", deliveries.Add(1)) }
 
-// push delivers a push of commit to branch, whose .yaci.yml runs jobs.
+// push delivers a push of commit to branch, whose .yaci.yml runs jobs. It
+// says nothing of when the push happened, so it supersedes every other
+// commit's unfinished run on branch.
 func (e *env) push(branch, commit string, jobs ...job) trigger.Event {
+	e.t.Helper()
+	return e.pushAt(branch, commit, time.Time{}, jobs...)
+}
+
+// pushAt is push with the time GitHub gives for it (repository.pushed_at).
+func (e *env) pushAt(branch, commit string, at time.Time, jobs ...job) trigger.Event {
 	e.t.Helper()
 	ev := trigger.Event{
 		Delivery: delivery(),
@@ -267,6 +275,7 @@ func (e *env) push(branch, commit string, jobs ...job) trigger.Event {
 		SHA:    commit,
 		Ref:    "refs/heads/" + branch,
 		Branch: branch,
+		HeadAt: at,
 		Sender: "octocat",
 	}
 	e.handle(ev, jobs)

@@ -32,13 +32,13 @@ type supersession struct {
 // foreground; the watcher then reports it as an error saying why. Other
 // events cancel nothing.
 //
+// Only runs of older commits are cancelled (see older): GitHub may deliver
+// an event late, or someone may redeliver an old one, and that must not
+// cancel the run of the commit that replaced it.
+//
 // It reads the Jobs from the API server rather than from the watcher's
 // cache, so it works in a yaci that does not run the watcher. The error
 // joins every Job it could not cancel, each named.
-//
-// TODO: a push delivered after a newer one to the same branch cancels the
-// newer run; comparing ev.Before with the runs' commits would stop that —
-// once redeliveries out of order are seen in practice.
 func (w *Watcher) Supersede(ctx context.Context, ev trigger.Event) error {
 	s, ok := supersessionFor(ev)
 	if !ok {
@@ -86,7 +86,7 @@ func supersessionFor(ev trigger.Event) (supersession, bool) {
 	case ev.Kind == repoconfig.EventPush && ev.Branch != "":
 		base[launch.LabelBranch] = launch.BranchLabel(ev.Branch)
 		return supersession{labels: base, mark: ev.SHA, match: func(info launch.RunInfo) bool {
-			return sameRepo(info) && info.Branch == ev.Branch && info.SHA != ev.SHA
+			return sameRepo(info) && info.Branch == ev.Branch && info.SHA != ev.SHA && older(info, ev)
 		}}, true
 
 	case ev.Kind == repoconfig.EventPullRequest && ev.PullRequest != nil:
@@ -98,7 +98,7 @@ func supersessionFor(ev trigger.Event) (supersession, bool) {
 		switch ev.Action {
 		case "synchronize":
 			return supersession{labels: base, mark: ev.SHA, match: func(info launch.RunInfo) bool {
-				return samePR(info) && info.SHA != ev.SHA
+				return samePR(info) && info.SHA != ev.SHA && older(info, ev)
 			}}, true
 		case "closed":
 			return supersession{labels: base, mark: SupersededByClose, match: samePR}, true
@@ -106,6 +106,25 @@ func supersessionFor(ev trigger.Event) (supersession, bool) {
 	}
 
 	return supersession{}, false
+}
+
+// older reports whether the run's commit became the head before ev's
+// did, so that ev may cancel it. The commit ev's push replaced is older
+// by definition. Otherwise the times GitHub gave decide; they have whole
+// seconds, and two heads of one second are not cancelled, as which came
+// first is unknown and a run cancelled by mistake is worse than one run
+// too many. A run or an event without a time (launched by an older
+// yaci, or from a payload without one) is taken as older: then yaci
+// cancels as it did before it compared times.
+func older(info launch.RunInfo, ev trigger.Event) bool {
+	if ev.Before != "" && info.SHA == ev.Before {
+		return true
+	}
+	if info.HeadAt.IsZero() || ev.HeadAt.IsZero() {
+		return true
+	}
+
+	return info.HeadAt.Before(ev.HeadAt)
 }
 
 // listRuns lists the Jobs that sel selects.

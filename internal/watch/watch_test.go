@@ -211,6 +211,36 @@ func TestSupersedePush(t *testing.T) {
 	}
 }
 
+// TestSupersedeLateDelivery delivers a push after a newer one to the same
+// branch, as a slow delivery or a redelivery by hand would: the newer run
+// goes on, and a push that is really newer still supersedes it.
+func TestSupersedeLateDelivery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.start()
+	pushed := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+
+	newer := e.pushAt("main", sha(5), pushed.Add(time.Minute), job{name: "test", env: slow("60s")})
+	e.pod(runName(newer, "test"), running)
+	late := e.pushAt("main", sha(4), pushed, job{name: "test"})
+	e.reportedOnce(late, "test", trigger.StateSuccess)
+
+	j, err := e.cs.BatchV1().Jobs(e.ns).Get(t.Context(), runName(newer, "test"), metav1.GetOptions{})
+	if err != nil || j.DeletionTimestamp != nil || j.Annotations[watch.AnnotationSupersededBy] != "" {
+		t.Fatalf("the newer run was touched by a late delivery of an older push: %v", err)
+	}
+	if s, ok := lastFinal(e.gh.Statuses(owner, repoName, newer.SHA), statusContext(newer, "test")); ok {
+		t.Fatalf("the newer run ended: %+v", s)
+	}
+
+	newest := e.pushAt("main", sha(6), pushed.Add(2*time.Minute), job{name: "test"})
+	got := e.reportedOnce(newer, "test", trigger.StateError)
+	if want := "superseded by " + sha(6)[:7]; got.Description != want {
+		t.Errorf("superseded run says %q, want %q", got.Description, want)
+	}
+	e.reportedOnce(newest, "test", trigger.StateSuccess)
+}
+
 // TestSupersedePullRequest moves a pull request's head while its run goes
 // on, then closes it: the first run ends as superseded, the second as
 // cancelled.

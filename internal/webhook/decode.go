@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	gh "github.com/go-playground/webhooks/v6/github"
 
@@ -103,6 +104,7 @@ func decodePush(body []byte) (decoded, error) {
 		Ref:            p.Ref,
 		Branch:         branch,
 		Before:         before,
+		HeadAt:         unixTime(p.Repository.PushedAt),
 		Message:        p.HeadCommit.Message,
 		Sender:         p.Sender.Login,
 	}}, nil
@@ -182,6 +184,7 @@ func pullRequestEvent(p *gh.PullRequestPayload, extra prExtra) (trigger.Event, e
 		SHA:            pr.Head.Sha,
 		Ref:            "refs/pull/" + strconv.FormatInt(number, 10) + "/head",
 		Branch:         pr.Base.Ref,
+		HeadAt:         pr.UpdatedAt.UTC(),
 		Sender:         p.Sender.Login,
 		PullRequest: &trigger.PullRequest{
 			Number:            int(number),
@@ -193,6 +196,16 @@ func pullRequestEvent(p *gh.PullRequestPayload, extra prExtra) (trigger.Event, e
 			AuthorAssociation: extra.PullRequest.AuthorAssociation,
 		},
 	}, nil
+}
+
+// unixTime returns the time of a payload's Unix seconds, or zero for a
+// field that is absent (0).
+func unixTime(sec int64) time.Time {
+	if sec <= 0 {
+		return time.Time{}
+	}
+
+	return time.Unix(sec, 0).UTC()
 }
 
 // requireRepo builds the event's repository and fails when a field yaci

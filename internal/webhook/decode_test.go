@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/yaci-ci/yaci/internal/repoconfig"
 	"github.com/yaci-ci/yaci/internal/trigger"
@@ -191,6 +192,13 @@ func expectFromJSON(t *testing.T, kind string, body []byte) (trigger.Event, bool
 	str := func(path string) string { s, _ := lookup(doc, path).(string); return s }
 	num := func(path string) int64 { f, _ := lookup(doc, path).(float64); return int64(f) }
 	flag := func(path string) bool { b, _ := lookup(doc, path).(bool); return b }
+	stamp := func(path string) time.Time {
+		if sec := num(path); sec > 0 {
+			return time.Unix(sec, 0).UTC()
+		}
+		at, _ := time.Parse(time.RFC3339, str(path))
+		return at
+	}
 	repo := func(prefix string) trigger.Repo {
 		owner := str(prefix + ".owner.login")
 		if owner == "" {
@@ -214,6 +222,7 @@ func expectFromJSON(t *testing.T, kind string, body []byte) (trigger.Event, bool
 			Kind: repoconfig.EventPush, Repo: repo("repository"),
 			InstallationID: num("installation.id"), SHA: after, Ref: ref,
 			Branch: strings.TrimPrefix(ref, "refs/heads/"), Before: before,
+			HeadAt:  stamp("repository.pushed_at"),
 			Message: str("head_commit.message"), Sender: str("sender.login"),
 		}, false
 	}
@@ -230,6 +239,7 @@ func expectFromJSON(t *testing.T, kind string, body []byte) (trigger.Event, bool
 		InstallationID: num("installation.id"), SHA: str("pull_request.head.sha"),
 		Ref:    "refs/pull/" + strconv.FormatInt(number, 10) + "/head",
 		Branch: str("pull_request.base.ref"), Sender: str("sender.login"),
+		HeadAt: stamp("pull_request.updated_at"),
 		PullRequest: &trigger.PullRequest{
 			Number: int(number), Title: str("pull_request.title"),
 			HeadRepo: repo("pull_request.head.repo"), HeadRef: str("pull_request.head.ref"),
