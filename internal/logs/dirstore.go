@@ -10,17 +10,32 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/yaci-ci/yaci/internal/launch"
 )
 
 // maxListed bounds what one ListRuns call returns, newest first.
 const maxListed = 500
+
+// tempPrefix begins the name of every file writeAtomic has not yet renamed
+// into place.
+const tempPrefix = ".tmp-"
+
+// tempMaxAge is how long a temporary file must have gone unwritten before
+// NewDirStore takes it for the leftover of a killed process and removes
+// it. A live writer touches its file with every 64 KiB it writes, and a
+// whole log is copied within the Archiver's LogTimeout (minutes), so an
+// hour leaves room for a stalled disk and for clocks that disagree
+// between the replicas sharing a ReadWriteMany volume, one of which may
+// be writing while another starts.
+const tempMaxAge = time.Hour
 
 // repoPattern is what GitHub allows in "owner/name".
 var repoPattern = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$`)
@@ -46,6 +61,9 @@ type DirStore struct {
 
 // NewDirStore returns a store in dir, creating the folder if needed. A log
 // longer than maxLogBytes is cut there; zero means DefaultMaxLogBytes.
+// Temporary files that a killed process left behind in dir are removed
+// (which reads every folder of the store once), and their number logged
+// to slog.Default().
 func NewDirStore(dir string, maxLogBytes int64) (*DirStore, error) {
 	maxLogBytes, err := logBound(maxLogBytes)
 	if err != nil {
@@ -56,6 +74,11 @@ func NewDirStore(dir string, maxLogBytes int64) (*DirStore, error) {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("create log store %s: %w", dir, err)
 		}
+	}
+
+	log := slog.Default().With("dir", dir)
+	if n := sweepTemp(dir, time.Now().Add(-tempMaxAge), log); n > 0 {
+		log.Info("removed temporary files left by an interrupted write", "count", n)
 	}
 
 	return &DirStore{dir: dir, maxLogBytes: maxLogBytes}, nil
@@ -285,10 +308,7 @@ func notFound(err error) error {
 // so that name is either the old file or the whole new one. When fill
 // fails the temporary file is removed.
 func writeAtomic(dir, name string, fill func(io.Writer) error) (err error) {
-	// TODO: temporary files of a process killed mid-write stay behind
-	// (never under a real name); sweep old ".tmp-" files at start-up
-	// once stores grow large enough for it to matter.
-	f, err := os.CreateTemp(dir, ".tmp-"+name+"-*")
+	f, err := os.CreateTemp(dir, tempPrefix+name+"-*")
 	if err != nil {
 		return err
 	}
@@ -318,6 +338,49 @@ func writeAtomic(dir, name string, fill func(io.Writer) error) (err error) {
 	}
 
 	return syncDir(dir)
+}
+
+// sweepTemp removes the temporary files below dir last written before
+// cutoff, which writeAtomic's process was killed before renaming, and
+// returns how many it removed. What it cannot read or remove is logged
+// and passed over: a leftover costs only disk space, which is no reason
+// to keep yaci from starting.
+func sweepTemp(dir string, cutoff time.Time, log *slog.Logger) int {
+	removed := 0
+	// The walk goes on past every error, so it returns none.
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil {
+			var gone bool
+			gone, err = removeStale(path, d, cutoff)
+			if gone {
+				removed++
+			}
+		}
+		// Another replica's sweep may have removed the file first.
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("sweep temporary files: pass over", "path", path, "error", err)
+		}
+		return nil
+	})
+
+	return removed
+}
+
+// removeStale removes path if it is a temporary file last written before
+// cutoff, and says whether it did.
+func removeStale(path string, d fs.DirEntry, cutoff time.Time) (bool, error) {
+	if !d.Type().IsRegular() || !strings.HasPrefix(d.Name(), tempPrefix) {
+		return false, nil
+	}
+	info, err := d.Info()
+	if err != nil || !info.ModTime().Before(cutoff) {
+		return false, err
+	}
+	if err := os.Remove(path); err != nil {
+		return false, err
+	}
+
+	return true, nil
 }
 
 // syncDir makes a rename in dir durable.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -344,5 +345,86 @@ func TestDirStoreRejectsBadNames(t *testing.T) {
 	}
 	if len(entries) != 1 {
 		t.Errorf("files appeared beside the store: %v", entries)
+	}
+}
+
+// writeAged creates the file name below dir, written age ago.
+func writeAged(t *testing.T, dir, name string, age time.Duration) {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	then := time.Now().Add(-age)
+	if err := os.Chtimes(path, then, then); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDirStoreSweepsTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join("runs", testRun)
+	pod := filepath.Join(run, "logs", testPod)
+	old := tempMaxAge + time.Minute
+	files := []struct {
+		name string
+		age  time.Duration
+		kept bool
+	}{
+		{filepath.Join(run, ".tmp-run.json-1"), old, false},
+		{filepath.Join(pod, ".tmp-run.log.gz-2"), old, false},
+		// A write of this replica or another that is still going on.
+		{filepath.Join(pod, ".tmp-clone.log.gz-3"), time.Minute, true},
+		{filepath.Join(run, "run.json"), old, true},
+		{filepath.Join(pod, "run.log.gz"), old, true},
+		{filepath.Join(pod, "tmp-not-ours"), old, true},
+	}
+	for _, f := range files {
+		writeAged(t, dir, f.name, f.age)
+	}
+
+	if _, err := NewDirStore(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		_, err := os.Stat(filepath.Join(dir, f.name))
+		if kept := err == nil; kept != f.kept {
+			t.Errorf("%s: kept = %v, want %v (%v)", f.name, kept, f.kept, err)
+		}
+	}
+}
+
+func TestSweepTempCountsAndGoesOn(t *testing.T) {
+	dir := t.TempDir()
+	old := tempMaxAge + time.Minute
+	writeAged(t, dir, filepath.Join("runs", "a", ".tmp-run.json-1"), old)
+	writeAged(t, dir, filepath.Join("runs", "b", ".tmp-run.json-2"), old)
+	writeAged(t, dir, filepath.Join("runs", "c", ".tmp-run.json-3"), old)
+	// Root may remove files from a folder it may not write to.
+	stuck := os.Geteuid() != 0
+	if stuck {
+		locked := filepath.Join(dir, "runs", "b")
+		if err := os.Chmod(locked, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(locked, 0o700) })
+	}
+
+	var out strings.Builder
+	log := slog.New(slog.NewTextHandler(&out, nil))
+	n := sweepTemp(dir, time.Now().Add(-tempMaxAge), log)
+
+	want, warned := 3, strings.Contains(out.String(), "level=WARN")
+	if stuck {
+		want = 2
+	}
+	if n != want {
+		t.Errorf("removed %d files, want %d", n, want)
+	}
+	if warned != stuck {
+		t.Errorf("warned = %v, want %v; log:\n%s", warned, stuck, out.String())
 	}
 }
