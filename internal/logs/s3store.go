@@ -45,6 +45,13 @@ const (
 	s3MaxSmallObject = 8 << 20
 	// s3ListWorkers bounds the metadata objects ListRuns reads at once.
 	s3ListWorkers = 8
+	// s3StaleUpload is how long after it began an unfinished multipart
+	// upload is taken for the leftover of a killed replica and aborted.
+	// A live upload is one log, copied within the Archiver's LogTimeout
+	// (minutes), so a day leaves a wide margin for a slow store and for
+	// clocks that disagree, and never touches an upload that another
+	// replica is sending now.
+	s3StaleUpload = 24 * time.Hour
 )
 
 // S3Options say where an S3Store keeps its objects and how it signs in.
@@ -72,8 +79,8 @@ type S3Options struct {
 	// MaxLogBytes bounds one stored log; zero means DefaultMaxLogBytes.
 	MaxLogBytes int64
 	// Logger receives failures that the caller does not see, such as an
-	// abandoned upload that could not be cleaned up; nil means
-	// slog.Default().
+	// abandoned upload that could not be cleaned up, and the number of
+	// stale uploads aborted at start-up; nil means slog.Default().
 	Logger *slog.Logger
 }
 
@@ -166,11 +173,9 @@ func (o S3Options) validate() (prefix string, err error) {
 // An S3 PUT replaces an object whole, so a reader sees the old copy or
 // the new one. A log is streamed up in parts of 5 MiB as it is
 // compressed and becomes visible only when its upload completes; an
-// upload that fails is aborted, so it leaves no object behind.
-//
-// TODO: parts of an upload whose process was killed stay in the bucket,
-// invisible, until removed — document a lifecycle rule that aborts
-// incomplete multipart uploads once the Helm chart deploys with S3.
+// upload that fails is aborted, so it leaves no object behind. The parts
+// of an upload whose process was killed stay in the bucket, invisible
+// but billed, until NewS3Store of some replica aborts them a day later.
 type S3Store struct {
 	client      *s3.Client
 	bucket      string
@@ -183,6 +188,9 @@ type S3Store struct {
 // that the bucket can be listed with o's credentials, so that a wrong key
 // or bucket shows at start-up rather than at the first archived run.
 // Refused credentials give an error wrapping ErrAccessDenied.
+//
+// It then aborts the multipart uploads of logs that began more than a
+// day ago (see abortStale); a failure to do so is logged, not returned.
 func NewS3Store(ctx context.Context, o S3Options) (*S3Store, error) {
 	prefix, err := o.validate()
 	if err != nil {
@@ -231,8 +239,79 @@ func NewS3Store(ctx context.Context, o S3Options) (*S3Store, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, fmt.Errorf("log store %s: %w", o, err)
 	}
+	s.sweepUploads(ctx, time.Now().Add(-s3StaleUpload))
 
 	return s, nil
+}
+
+// sweepUploads aborts the log uploads that began before cutoff and logs
+// the outcome. Its failure leaves only parts in the bucket, so start-up
+// goes on; the next one tries again.
+func (s *S3Store) sweepUploads(ctx context.Context, cutoff time.Time) {
+	n, err := s.abortStale(ctx, cutoff, 0)
+	if n > 0 {
+		s.log.InfoContext(ctx, "aborted unfinished log uploads of stopped replicas", "count", n)
+	}
+	switch {
+	case errors.Is(err, ErrAccessDenied):
+		s.log.WarnContext(ctx, "the credentials may not clean up unfinished log uploads; "+
+			"allow s3:ListBucketMultipartUploads and s3:AbortMultipartUpload, or give "+
+			"the bucket a lifecycle rule that aborts incomplete multipart uploads",
+			"error", err)
+	case err != nil:
+		s.log.WarnContext(ctx, "clean up unfinished log uploads", "error", err)
+	}
+}
+
+// abortStale aborts the multipart uploads below the store's runs/ that
+// began before cutoff, listed pageSize at a time (zero: as many as the
+// service sends), and returns how many it aborted. Only logs are sent in
+// parts, and all of them live below runs/, so nothing else in a shared
+// bucket is touched. It stops at the first failure, which would most
+// likely fail again for the next upload.
+func (s *S3Store) abortStale(ctx context.Context, cutoff time.Time, pageSize int32) (int, error) {
+	in := &s3.ListMultipartUploadsInput{
+		Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix + "runs/"),
+	}
+	if pageSize > 0 {
+		in.MaxUploads = aws.Int32(pageSize)
+	}
+
+	aborted := 0
+	for {
+		cctx, cancel := context.WithTimeout(ctx, s3CallTimeout)
+		page, err := s.client.ListMultipartUploads(cctx, in)
+		cancel()
+		if err != nil {
+			return aborted, fmt.Errorf("list multipart uploads: %w", s3Error(err))
+		}
+		for _, up := range page.Uploads {
+			if up.Initiated == nil || !up.Initiated.Before(cutoff) {
+				continue
+			}
+			err := s.abortUpload(ctx, aws.ToString(up.Key), up.UploadId)
+			var api smithy.APIError
+			switch {
+			case errors.As(err, &api) && api.ErrorCode() == "NoSuchUpload":
+				// Another replica's sweep came first.
+			case err != nil:
+				return aborted, fmt.Errorf("abort upload of %s: %w", aws.ToString(up.Key), err)
+			default:
+				aborted++
+			}
+		}
+		// The next page begins after the last key of this one. Its
+		// upload id would also pick up the key's further uploads, but
+		// versitygw refuses an id of a key it has moved past; a log
+		// with two stale uploads split across a page is rare, and a
+		// later sweep takes the rest. A service that says there is
+		// more but not where it goes on would be listed for ever.
+		next := aws.ToString(page.NextKeyMarker)
+		if !aws.ToBool(page.IsTruncated) || next == "" || next == aws.ToString(in.KeyMarker) {
+			return aborted, nil
+		}
+		in.KeyMarker = page.NextKeyMarker
+	}
 }
 
 // check lists one key under the prefix: the cheapest call that proves
@@ -606,18 +685,24 @@ func (u *upload) abort() {
 	if u.id == nil {
 		return
 	}
-	s := u.store
-	ctx := u.ctx
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s3CallTimeout)
+
+	err := u.store.abortUpload(context.WithoutCancel(u.ctx), u.key, u.id)
+	if err != nil {
+		u.store.log.WarnContext(u.ctx, "abort log upload; its parts stay in the bucket",
+			"key", u.key, "error", err)
+	}
+}
+
+// abortUpload discards the parts of the multipart upload id of key.
+func (s *S3Store) abortUpload(ctx context.Context, key string, id *string) error {
+	ctx, cancel := context.WithTimeout(ctx, s3CallTimeout)
 	defer cancel()
 
-	_, err := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-		Bucket: aws.String(s.bucket), Key: aws.String(u.key), UploadId: u.id,
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(s.bucket), Key: aws.String(key), UploadId: id,
 	})
-	if err != nil {
-		s.log.WarnContext(ctx, "abort log upload; its parts stay in the bucket",
-			"key", u.key, "error", s3Error(err))
-	}
+
+	return s3Error(err)
 }
 
 // putObject writes data as key in one PUT that must end within timeout.

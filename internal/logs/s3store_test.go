@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,14 +101,46 @@ func (f *s3Fixture) keys(t *testing.T, bucket string) []string {
 // uploads counts the unfinished multipart uploads in bucket.
 func (f *s3Fixture) uploads(t *testing.T, bucket string) int {
 	t.Helper()
+
+	return len(f.uploadKeys(t, bucket))
+}
+
+// uploadKeys lists the keys of the unfinished multipart uploads in bucket.
+func (f *s3Fixture) uploadKeys(t *testing.T, bucket string) []string {
+	t.Helper()
 	out, err := f.srv.Client().ListMultipartUploads(t.Context(), &s3.ListMultipartUploadsInput{
 		Bucket: aws.String(bucket),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var keys []string
+	for _, u := range out.Uploads {
+		keys = append(keys, aws.ToString(u.Key))
+	}
 
-	return len(out.Uploads)
+	return keys
+}
+
+// startUpload begins a multipart upload of key in bucket, as a replica
+// killed after its first part would leave it, aged as if begun age ago.
+func (f *s3Fixture) startUpload(t *testing.T, bucket, key string, age time.Duration) {
+	t.Helper()
+	c := f.srv.Client()
+	up, err := c.CreateMultipartUpload(t.Context(), &s3.CreateMultipartUploadInput{
+		Bucket: aws.String(bucket), Key: aws.String(key),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.UploadPart(t.Context(), &s3.UploadPartInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), UploadId: up.UploadId,
+		PartNumber: aws.Int32(1), Body: strings.NewReader("part one"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv.AgeUpload(t, bucket, aws.ToString(up.UploadId), age)
 }
 
 // TestS3Store runs the behaviour DirStore is tested for against a real
@@ -126,6 +159,8 @@ func TestS3Store(t *testing.T) {
 	t.Run("bad names", f.testBadNames)
 	t.Run("refused", f.testRefused)
 	t.Run("two replicas", f.testTwoReplicas)
+	t.Run("sweeps stale uploads", f.testSweepsUploads)
+	t.Run("sweep pages", f.testSweepPages)
 
 	if f.srv.Exited() {
 		t.Error("the S3 server exited during the tests")
@@ -581,6 +616,102 @@ func (f *s3Fixture) testTwoReplicas(t *testing.T) {
 				t.Errorf("raw log = %q, want %q", log, colourLog)
 			}
 		})
+	}
+}
+
+func (f *s3Fixture) testSweepsUploads(t *testing.T) {
+	bucket := bucketName(t)
+	f.srv.CreateBucket(t, bucket)
+	logs := testS3Prefix + "/runs/" + testRun + "/logs/" + testPod + "/"
+	const old = s3StaleUpload + time.Hour
+	uploads := []struct {
+		key  string
+		age  time.Duration
+		kept bool
+	}{
+		{logs + "run.log.gz", old, false},
+		// Another replica is sending it now.
+		{logs + "clone.log.gz", time.Hour, true},
+		// Not the store's: outside its prefix, or beside its logs.
+		{"other/runs/" + testRun + "/logs/" + testPod + "/run.log.gz", old, true},
+		{testS3Prefix + "/backup.tar", old, true},
+	}
+	for _, u := range uploads {
+		f.startUpload(t, bucket, u.key, u.age)
+	}
+
+	var out bytes.Buffer
+	o := f.options(bucket)
+	o.Logger = slog.New(slog.NewTextHandler(&out, nil))
+	if _, err := NewS3Store(t.Context(), o); err != nil {
+		t.Fatal(err)
+	}
+
+	left := f.uploadKeys(t, bucket)
+	for _, u := range uploads {
+		if kept := slices.Contains(left, u.key); kept != u.kept {
+			t.Errorf("upload of %s: kept = %v, want %v", u.key, kept, u.kept)
+		}
+	}
+	if !strings.Contains(out.String(), "count=1") || strings.Contains(out.String(), "WARN") {
+		t.Errorf("the log does not say that one upload was aborted:\n%s", out.String())
+	}
+}
+
+// testSweepPages has the sweep go through a listing of several pages.
+func (f *s3Fixture) testSweepPages(t *testing.T) {
+	s := f.store(t, 0)
+	const n = 5
+	for i := range n {
+		f.startUpload(t, s.bucket, s.logKey(testRun, testPod, fmt.Sprintf("c%d.log.gz", i)),
+			s3StaleUpload+time.Hour)
+	}
+
+	aborted, err := s.abortStale(t.Context(), time.Now().Add(-s3StaleUpload), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aborted != n {
+		t.Errorf("aborted %d uploads, want %d", aborted, n)
+	}
+	if left := f.uploadKeys(t, s.bucket); len(left) != 0 {
+		t.Errorf("uploads left: %v", left)
+	}
+}
+
+// TestS3StoreSweepRefused checks that a bucket policy that refuses the
+// listing of uploads is said once and does not stop the store.
+func TestS3StoreSweepRefused(t *testing.T) {
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	var listed atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		if r.URL.Query().Has("uploads") {
+			listed.Add(1)
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
+			return
+		}
+		fmt.Fprint(w, `<ListBucketResult><Name>yaci</Name><KeyCount>0</KeyCount>`+
+			`<IsTruncated>false</IsTruncated></ListBucketResult>`)
+	}))
+	t.Cleanup(srv.Close)
+
+	var out bytes.Buffer
+	_, err := NewS3Store(t.Context(), S3Options{
+		Endpoint: srv.URL, Bucket: "yaci", Prefix: testS3Prefix, PathStyle: true,
+		AccessKey: []byte("key"), SecretKey: []byte("secret"),
+		Logger: slog.New(slog.NewTextHandler(&out, nil)),
+	})
+	if err != nil {
+		t.Fatalf("NewS3Store failed on a refused sweep: %v", err)
+	}
+	log := out.String()
+	if listed.Load() != 1 || strings.Count(log, "level=WARN") != 1 ||
+		!strings.Contains(log, "s3:ListBucketMultipartUploads") {
+		t.Errorf("listed %d times; the log should warn once, naming the permission:\n%s",
+			listed.Load(), log)
 	}
 }
 

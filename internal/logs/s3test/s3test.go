@@ -357,6 +357,23 @@ func (s *Server) CreateBucket(t testing.TB, name string) {
 	}
 }
 
+// AgeUpload makes the unfinished multipart upload id in bucket look as if
+// it had begun age ago, which no S3 call can do. versitygw keeps an
+// upload as the folder .sgwtmp/multipart/<hash of key>/<id> of the
+// bucket's folder, and reports the folder's modification time as the
+// time the upload was initiated.
+func (s *Server) AgeUpload(t testing.TB, bucket, id string, age time.Duration) {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(s.DataDir, bucket, ".sgwtmp", "multipart", "*", id))
+	if err != nil || len(dirs) != 1 {
+		t.Fatalf("find the folder of upload %s in %s: %d found, %v", id, bucket, len(dirs), err)
+	}
+	then := time.Now().Add(-age)
+	if err := os.Chtimes(dirs[0], then, then); err != nil {
+		t.Fatalf("age upload %s: %v", id, err)
+	}
+}
+
 func (s *Server) logTail() string {
 	data, err := os.ReadFile(s.logPath)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -47,4 +48,34 @@ func TestServerLifecycle(t *testing.T) {
 	}
 	// Stop again, as t.Cleanup will, returns at once.
 	s.Stop()
+}
+
+func TestAgeUpload(t *testing.T) {
+	s := Start(t)
+	ctx := t.Context()
+	s.CreateBucket(t, "aged")
+	c := s.Client()
+
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: aws.String("aged"), Key: aws.String("a/b.log.gz"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AgeUpload(t, "aged", aws.ToString(up.UploadId), 25*time.Hour)
+
+	out, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{
+		Bucket: aws.String("aged"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Uploads) != 1 {
+		t.Fatalf("%d uploads listed, want 1", len(out.Uploads))
+	}
+	// Listings carry whole seconds.
+	age := time.Since(aws.ToTime(out.Uploads[0].Initiated))
+	if age < 25*time.Hour-time.Second || age > 25*time.Hour+time.Minute {
+		t.Errorf("the upload is listed as begun %s ago, want 25h", age)
+	}
 }
