@@ -1,21 +1,17 @@
 package logs
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -143,8 +139,9 @@ func (f *s3Fixture) startUpload(t *testing.T, bucket, key string, age time.Durat
 	f.srv.AgeUpload(t, bucket, aws.ToString(up.UploadId), age)
 }
 
-// TestS3Store runs the behaviour DirStore is tested for against a real
-// S3-compatible server, and what is particular to object stores.
+// TestS3Store runs the Store behaviours of store_test.go, which DirStore
+// is tested for too, against a real S3-compatible server, and what is
+// particular to object stores.
 func TestS3Store(t *testing.T) {
 	// A developer's own AWS settings must not reach the stores.
 	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
@@ -154,8 +151,8 @@ func TestS3Store(t *testing.T) {
 	t.Run("round trip", f.testRoundTrip)
 	t.Run("multipart", f.testMultipart)
 	t.Run("atomic", f.testAtomic)
-	t.Run("truncates huge log", f.testTruncatesHugeLog)
-	t.Run("truncation bound", f.testTruncationBound)
+	t.Run("truncates huge log", func(t *testing.T) { testStoreTruncatesHugeLog(t, f.store(t, 0)) })
+	t.Run("truncation bound", func(t *testing.T) { testStoreTruncationBound(t, f.store(t, 10)) })
 	t.Run("bad names", f.testBadNames)
 	t.Run("refused", f.testRefused)
 	t.Run("two replicas", f.testTwoReplicas)
@@ -170,26 +167,14 @@ func TestS3Store(t *testing.T) {
 func (f *s3Fixture) testRoundTrip(t *testing.T) {
 	s := f.store(t, 0)
 	ctx := t.Context()
-
-	info, err := s.PutLog(ctx, testRun, testPod, "run", strings.NewReader("+ make\nok\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info != (LogInfo{Bytes: 10}) {
-		t.Errorf("PutLog info = %+v", info)
-	}
-	if got := readLog(t, s, testRun, testPod, "run"); got != "+ make\nok\n" {
-		t.Errorf("log = %q", got)
-	}
-	if st, err := s.StatLog(ctx, testRun, testPod, "run"); err != nil || st != info {
-		t.Errorf("StatLog = %+v, %v; want %+v", st, err, info)
-	}
-	if _, err := s.GetLog(ctx, testRun, testPod, "clone"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("GetLog of a missing log: err = %v, want ErrNotFound", err)
-	}
-	if _, err := s.StatLog(ctx, testRun, testPod, "clone"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("StatLog of a missing log: err = %v, want ErrNotFound", err)
-	}
+	testStoreRoundTrip(t, s, func(t *testing.T, name string) {
+		_, err := f.srv.Client().DeleteObject(ctx, &s3.DeleteObjectInput{
+			Bucket: aws.String(s.bucket), Key: aws.String(testS3Prefix + "/runs/" + name + "/run.json"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
 
 	// The object is the same gzip stream DirStore writes to a file.
 	key := testS3Prefix + "/runs/" + testRun + "/logs/" + testPod + "/run.log.gz"
@@ -208,80 +193,11 @@ func (f *s3Fixture) testRoundTrip(t *testing.T) {
 	}
 	obj.Body.Close()
 
-	started := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	runs := []*Run{
-		{Name: testRun, Repo: "yaci-ci/Example", SHA: testSHA, State: StateSuccess, Started: &started},
-		{Name: "yaci-lint-1111111111111111", Repo: "yaci-ci/example", SHA: testSHA, State: StateFailure},
-		{Name: "yaci-unit-2222222222222222", Repo: "yaci-ci/example", SHA: strings.Repeat("a", 40)},
-		{Name: "yaci-unit-3333333333333333", Repo: "other/example", SHA: testSHA},
-	}
-	for _, r := range runs {
-		if err := s.PutRun(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Storing again must not list a run twice.
-	if err := s.PutRun(ctx, runs[0]); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.GetRun(ctx, testRun)
-	if err != nil || got.State != StateSuccess || !got.Started.Equal(started) {
-		t.Errorf("GetRun = %+v, %v", got, err)
-	}
-	if _, err := s.GetRun(ctx, "yaci-none-0000000000000000"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("GetRun of a missing run: err = %v, want ErrNotFound", err)
-	}
-
-	tests := []struct {
-		name, repo, sha string
-		want            []string
-	}{
-		{"by commit", "yaci-ci/example", testSHA, []string{testRun, "yaci-lint-1111111111111111"}},
-		{"any case", "YACI-CI/EXAMPLE", testSHA, []string{testRun, "yaci-lint-1111111111111111"}},
-		{"whole repo", "yaci-ci/example", "", []string{testRun, "yaci-lint-1111111111111111",
-			"yaci-unit-2222222222222222"}},
-		{"unknown repo", "nobody/nothing", "", nil},
-		{"unknown commit", "yaci-ci/example", strings.Repeat("b", 40), nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			list, err := s.ListRuns(ctx, tt.repo, tt.sha)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var names []string
-			for _, r := range list {
-				names = append(names, r.Name)
-			}
-			if strings.Join(names, ",") != strings.Join(tt.want, ",") {
-				t.Errorf("ListRuns = %v, want %v", names, tt.want)
-			}
-		})
-	}
-
-	// An index entry whose run is gone is not listed, as in DirStore.
-	_, err = f.srv.Client().DeleteObject(ctx, &s3.DeleteObjectInput{
-		Bucket: aws.String(s.bucket),
-		Key:    aws.String(testS3Prefix + "/runs/yaci-lint-1111111111111111/run.json"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if list, err := s.ListRuns(ctx, "yaci-ci/example", testSHA); err != nil || len(list) != 1 {
-		t.Errorf("after removing a run, ListRuns = %d runs, %v; want 1", len(list), err)
-	}
-
 	for _, k := range f.keys(t, s.bucket) {
 		if !strings.HasPrefix(k, testS3Prefix+"/") {
 			t.Errorf("key %q is outside the prefix %q", k, testS3Prefix)
 		}
 	}
-}
-
-// randomLog yields size bytes that gzip cannot shrink, the same for the
-// same seed, so that a log spans several upload parts.
-func randomLog(seed uint64, size int64) io.Reader {
-	return io.LimitReader(rand.NewChaCha8([32]byte{byte(seed)}), size)
 }
 
 func (f *s3Fixture) testMultipart(t *testing.T) {
@@ -317,176 +233,25 @@ func (f *s3Fixture) testMultipart(t *testing.T) {
 
 func (f *s3Fixture) testAtomic(t *testing.T) {
 	s := f.store(t, 0)
-	ctx := t.Context()
-
-	tests := []struct {
-		name string
-		src  io.Reader
-	}{
-		{"fails in the first part", &failingReader{n: 200 << 10}},
-		// Random bytes stay as large compressed: two parts are sent
-		// before the reader breaks.
-		{"fails after parts were sent", io.MultiReader(randomLog(2, 2*s3PartSize+4096),
-			&failingReader{n: 0})},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := s.PutLog(ctx, testRun, testPod, "clone", tt.src)
-			if !errors.Is(err, errBroken) {
-				t.Fatalf("err = %v, want the reader's error", err)
-			}
-			if _, err := s.GetLog(ctx, testRun, testPod, "clone"); !errors.Is(err, ErrNotFound) {
-				t.Errorf("a failed write left a log: err = %v", err)
-			}
-			if _, err := s.StatLog(ctx, testRun, testPod, "clone"); !errors.Is(err, ErrNotFound) {
-				t.Errorf("a failed write left log info: err = %v", err)
-			}
-			if keys := f.keys(t, s.bucket); len(keys) != 0 {
-				t.Errorf("a failed write left objects: %v", keys)
-			}
-			if n := f.uploads(t, s.bucket); n != 0 {
-				t.Errorf("a failed write left %d multipart uploads open", n)
-			}
-		})
-	}
-
-	t.Run("rewrite fails", func(t *testing.T) {
-		if _, err := s.PutLog(ctx, testRun, testPod, "run", strings.NewReader("complete\n")); err != nil {
-			t.Fatal(err)
+	testStoreAtomic(t, s, func(t *testing.T) {
+		if keys := f.keys(t, s.bucket); len(keys) != 0 {
+			t.Errorf("a failed write left objects: %v", keys)
 		}
-		src := io.MultiReader(randomLog(3, s3PartSize+1), &failingReader{n: 0})
-		if _, err := s.PutLog(ctx, testRun, testPod, "run", src); !errors.Is(err, errBroken) {
-			t.Fatalf("err = %v, want the reader's error", err)
-		}
-		if got := readLog(t, s, testRun, testPod, "run"); got != "complete\n" {
-			t.Errorf("after a failed rewrite the log is %.40q, want the earlier copy", got)
-		}
-		if st, err := s.StatLog(ctx, testRun, testPod, "run"); err != nil || st.Bytes != 9 {
-			t.Errorf("after a failed rewrite StatLog = %+v, %v; want the earlier info", st, err)
+		if n := f.uploads(t, s.bucket); n != 0 {
+			t.Errorf("a failed write left %d multipart uploads open", n)
 		}
 	})
-
-	t.Run("cancelled", func(t *testing.T) {
-		cctx, cancel := context.WithCancel(ctx)
-		cancel()
-		_, err := s.PutLog(cctx, testRun, testPod, "other", strings.NewReader("x\n"))
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("err = %v, want context.Canceled", err)
-		}
-	})
-}
-
-func (f *s3Fixture) testTruncatesHugeLog(t *testing.T) {
-	s := f.store(t, 0)
-	src := &lazyLog{size: 64 << 20}
-
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	info, err := s.PutLog(t.Context(), testRun, testPod, "run", src)
-	runtime.ReadMemStats(&after)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	if !info.Truncated || info.Bytes != DefaultMaxLogBytes {
-		t.Errorf("info = %+v, want truncated at %d", info, DefaultMaxLogBytes)
-	}
-	if src.read > DefaultMaxLogBytes+64<<10 {
-		t.Errorf("read %d bytes of the source, want little more than %d", src.read, DefaultMaxLogBytes)
-	}
-	// The same bound as DirStore's: the upload holds at most one part.
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 12<<20 {
-		t.Errorf("storing allocated %d MiB, want it bounded well under the log's size", alloc>>20)
-	}
-
-	rc, err := s.GetLog(t.Context(), testRun, testPod, "run")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	var total int64
-	var last string
-	sc := bufio.NewScanner(rc)
-	for sc.Scan() {
-		total += int64(len(sc.Bytes())) + 1
-		last = sc.Text()
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	marker := TruncationMarker(DefaultMaxLogBytes)
-	if last+"\n" != marker {
-		t.Errorf("last line = %q, want %q", last, marker)
-	}
-	if want := DefaultMaxLogBytes + int64(len(marker)); total != want {
-		t.Errorf("stored %d bytes, want %d", total, want)
-	}
-}
-
-func (f *s3Fixture) testTruncationBound(t *testing.T) {
-	s := f.store(t, 10)
-	tests := []struct {
-		name, in, want string
-		truncated      bool
-	}{
-		{"under", "abc\n", "abc\n", false},
-		{"exactly", "0123456789", "0123456789", false},
-		{"over at line end", "012345678\nmore", "012345678\n" + TruncationMarker(10), true},
-		{"over mid-line", "0123456789abc", "0123456789\n" + TruncationMarker(10), true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			info, err := s.PutLog(t.Context(), testRun, testPod, "run", strings.NewReader(tt.in))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if info.Truncated != tt.truncated {
-				t.Errorf("truncated = %v, want %v", info.Truncated, tt.truncated)
-			}
-			if got := readLog(t, s, testRun, testPod, "run"); got != tt.want {
-				t.Errorf("log = %q, want %q", got, tt.want)
-			}
-		})
+	// A failed rewrite must not leave its upload open either.
+	if n := f.uploads(t, s.bucket); n != 0 {
+		t.Errorf("a failed write left %d multipart uploads open", n)
 	}
 }
 
 func (f *s3Fixture) testBadNames(t *testing.T) {
 	s := f.store(t, 0)
-	ctx := t.Context()
-	bad := []string{"", "..", ".", "../escape", "a/b", "/etc", "x/../../y", "UPPER",
-		"run\x00", "-lead", strings.Repeat("a", 64), `a\b`, "a?b", "a%2fb"}
+	testStoreBadNames(t, s)
 
-	for _, name := range bad {
-		t.Run(name, func(t *testing.T) {
-			calls := map[string]error{}
-			_, calls["PutLog run"] = s.PutLog(ctx, name, testPod, "run", strings.NewReader("x"))
-			_, calls["PutLog pod"] = s.PutLog(ctx, testRun, name, "run", strings.NewReader("x"))
-			_, calls["PutLog container"] = s.PutLog(ctx, testRun, testPod, name, strings.NewReader("x"))
-			_, calls["GetLog"] = s.GetLog(ctx, name, testPod, "run")
-			_, calls["StatLog"] = s.StatLog(ctx, testRun, testPod, name)
-			calls["PutRun"] = s.PutRun(ctx, &Run{Name: name, Repo: "a/b", SHA: testSHA})
-			calls["PutRun repo"] = s.PutRun(ctx, &Run{Name: testRun, Repo: name, SHA: testSHA})
-			_, calls["GetRun"] = s.GetRun(ctx, name)
-			_, calls["ListRuns repo"] = s.ListRuns(ctx, name, "")
-			_, calls["ListRuns sha"] = s.ListRuns(ctx, "a/b", name)
-			for call, err := range calls {
-				switch {
-				case name == strings.Repeat("a", 64) && call == "PutLog pod",
-					name == "" && call == "ListRuns sha",
-					name == "a/b" && (call == "ListRuns repo" || call == "PutRun repo"):
-					// A long pod name is a valid subdomain, no commit
-					// means all of them, and a/b is a repository.
-					continue
-				}
-				if !errors.Is(err, ErrInvalidName) {
-					t.Errorf("%s(%q): err = %v, want ErrInvalidName", call, name, err)
-				}
-			}
-		})
-	}
-
-	// Only what the valid calls above wrote is in the bucket.
+	// Only what the valid calls of the test wrote is in the bucket.
 	for _, k := range f.keys(t, s.bucket) {
 		if !strings.HasPrefix(k, testS3Prefix+"/runs/"+testRun+"/") &&
 			!strings.HasPrefix(k, testS3Prefix+"/index/") {
