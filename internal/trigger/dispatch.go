@@ -352,7 +352,7 @@ func (d *Dispatcher) awaitApproval(ctx context.Context, log *slog.Logger, runs [
 func (d *Dispatcher) start(ctx context.Context, log *slog.Logger, runs []Run) error {
 	ev := runs[0].Event
 
-	launch, err := d.withToken(ctx, ev)
+	tok, err := d.Tokens.CloneToken(ctx, ev.InstallationID, ev.Repo.Owner, ev.Repo.Name)
 	if err != nil {
 		err = fmt.Errorf("clone token for %s: %w", ev.Repo.FullName(), err)
 		return errors.Join(err, d.failAll(ctx, runs, "could not get a clone token"))
@@ -360,30 +360,14 @@ func (d *Dispatcher) start(ctx context.Context, log *slog.Logger, runs []Run) er
 
 	var errs []error
 	for _, run := range runs {
-		errs = append(errs, d.startOne(ctx, log, run, launch))
+		errs = append(errs, d.startOne(ctx, log, run, tok))
 	}
 
 	return errors.Join(errs...)
 }
 
-// launchFunc launches a run with the clone token it was made with.
-type launchFunc func(ctx context.Context, run Run) (Launched, error)
-
-// withToken gets one clone token for ev's repository and returns how to
-// launch a run with it, so that all the runs of one event share a token.
-func (d *Dispatcher) withToken(ctx context.Context, ev Event) (launchFunc, error) {
-	tok, err := d.Tokens.CloneToken(ctx, ev.InstallationID, ev.Repo.Owner, ev.Repo.Name)
-	if err != nil {
-		return nil, err
-	}
-
-	return func(ctx context.Context, run Run) (Launched, error) {
-		return d.Launcher.Launch(ctx, run, tok)
-	}, nil
-}
-
-func (d *Dispatcher) startOne(ctx context.Context, log *slog.Logger, run Run, launch launchFunc) error {
-	launched, err := launch(ctx, run)
+func (d *Dispatcher) startOne(ctx context.Context, log *slog.Logger, run Run, tok Token) error {
+	launched, err := d.Launcher.Launch(ctx, run, tok)
 	if err != nil {
 		posted := d.post(ctx, run.Event, failedStatus(run, err))
 		err = fmt.Errorf("launch %s (job %q): %w", run.Name(), run.Job.Name, err)
