@@ -88,9 +88,6 @@ type Server struct {
 	// term, so a new term starts from the cluster as it is.
 	newWatcher  func(jobs cache.SharedIndexInformer) (*watch.Watcher, error)
 	newAdmitter func(jobs cache.SharedIndexInformer) (*queue.Admitter, error)
-	// newJobs makes the informer of the runs' Jobs that the watcher and
-	// the admitter of one term share.
-	newJobs func() cache.SharedIndexInformer
 	// leading and admitting are the running watcher and admitter while
 	// this replica leads, else nil.
 	leading   atomic.Pointer[watch.Watcher]
@@ -197,15 +194,12 @@ func New(cfg Config) (*Server, error) {
 		intake:      intake,
 		newWatcher:  newWatcher,
 		newAdmitter: newAdmitter,
-		newJobs: func() cache.SharedIndexInformer {
-			return launch.NewJobInformer(cfg.Kube, cfg.Launch.Namespace)
-		},
-		election:  cfg.LeaderElection,
-		metrics:   cfg.Metrics,
-		kube:      cfg.Kube,
-		namespace: cfg.Launch.Namespace,
-		mux:       http.NewServeMux(),
-		log:       cfg.Logger,
+		election:    cfg.LeaderElection,
+		metrics:     cfg.Metrics,
+		kube:        cfg.Kube,
+		namespace:   cfg.Launch.Namespace,
+		mux:         http.NewServeMux(),
+		log:         cfg.Logger,
 	}
 	s.checks = append([]func(context.Context) error{cfg.GitHub.Check, s.synced}, cfg.ReadyChecks...)
 	// Only the leader's admitter knows the queue; followers report 0.
@@ -261,7 +255,7 @@ func (s *Server) Run(ctx context.Context) error {
 // lead runs a fresh watcher and admitter until ctx ends. They share one
 // cache of the runs' Jobs, so the leader holds each Job once.
 func (s *Server) lead(ctx context.Context) error {
-	jobs := s.newJobs()
+	jobs := launch.NewJobInformer(s.kube, s.namespace)
 	watcher, err := s.newWatcher(jobs)
 	if err != nil {
 		return err
@@ -393,12 +387,6 @@ type launcherAdapter struct {
 
 func (a launcherAdapter) Launch(ctx context.Context, run trigger.Run, tok trigger.Token) (trigger.Launched, error) {
 	name, created, err := a.l.Launch(ctx, run, tok)
-	return a.launched(ctx, name, created, err)
-}
-
-// launched counts a run the launcher created and says where it stands in
-// the queue.
-func (a launcherAdapter) launched(ctx context.Context, name string, created bool, err error) (trigger.Launched, error) {
 	if err != nil || !created {
 		return trigger.Launched{Name: name, Created: created, Queued: true}, err
 	}
