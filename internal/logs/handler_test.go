@@ -121,30 +121,7 @@ func newFixture(t *testing.T) *fixture {
 // archive stores an ended run whose logs are given, as the Archiver would.
 func (f *fixture) archive(t *testing.T, job string, logs map[string]string) *Run {
 	t.Helper()
-	j, pod := endedJob(t, testRunFor(job), time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	run, err := runFromJob(j, []*corev1.Pod{pod})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, c := range run.Pods[0].Containers {
-		text, ok := logs[c.Name]
-		if !ok {
-			run.Pods[0].Containers[i].Note = "log unavailable: the pod no longer exists"
-			continue
-		}
-		info, err := f.store.PutLog(t.Context(), run.Name, pod.Name, c.Name, strings.NewReader(text))
-		if err != nil {
-			t.Fatal(err)
-		}
-		run.Pods[0].Containers[i].Log = &info
-	}
-	archived := time.Date(2026, 3, 1, 12, 2, 0, 0, time.UTC)
-	run.Archived = &archived
-	if err := f.store.PutRun(t.Context(), run); err != nil {
-		t.Fatal(err)
-	}
-
-	return run
+	return archiveTo(t, f.store, job, logs)
 }
 
 // createRunning creates, in the fake cluster, the Job of a run of job that

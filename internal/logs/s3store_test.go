@@ -20,7 +20,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/yaci-ci/yaci/internal/logs/s3test"
@@ -304,36 +303,6 @@ func (f *s3Fixture) testRefused(t *testing.T) {
 			}
 		})
 	}
-}
-
-// archiveTo stores an ended run whose logs are given, as the Archiver
-// would and as handler_test.go's fixture does for the golden page.
-func archiveTo(t *testing.T, store Store, job string, logs map[string]string) *Run {
-	t.Helper()
-	j, pod := endedJob(t, testRunFor(job), time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	run, err := runFromJob(j, []*corev1.Pod{pod})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, c := range run.Pods[0].Containers {
-		text, ok := logs[c.Name]
-		if !ok {
-			run.Pods[0].Containers[i].Note = "log unavailable: the pod no longer exists"
-			continue
-		}
-		info, err := store.PutLog(t.Context(), run.Name, pod.Name, c.Name, strings.NewReader(text))
-		if err != nil {
-			t.Fatal(err)
-		}
-		run.Pods[0].Containers[i].Log = &info
-	}
-	archived := time.Date(2026, 3, 1, 12, 2, 0, 0, time.UTC)
-	run.Archived = &archived
-	if err := store.PutRun(t.Context(), run); err != nil {
-		t.Fatal(err)
-	}
-
-	return run
 }
 
 // testTwoReplicas serves an archived run from two Handlers, each with its

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // The testStore functions check what the Store interface promises, once,
@@ -366,4 +368,34 @@ func testStoreBadNames(t *testing.T, s Store) {
 			}
 		})
 	}
+}
+
+// archiveTo stores in store an ended run whose logs are given, as the
+// Archiver would; handler_test.go's fixture stores its golden page so.
+func archiveTo(t *testing.T, store Store, job string, logs map[string]string) *Run {
+	t.Helper()
+	j, pod := endedJob(t, testRunFor(job), time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	run, err := runFromJob(j, []*corev1.Pod{pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range run.Pods[0].Containers {
+		text, ok := logs[c.Name]
+		if !ok {
+			run.Pods[0].Containers[i].Note = "log unavailable: the pod no longer exists"
+			continue
+		}
+		info, err := store.PutLog(t.Context(), run.Name, pod.Name, c.Name, strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		run.Pods[0].Containers[i].Log = &info
+	}
+	archived := time.Date(2026, 3, 1, 12, 2, 0, 0, time.UTC)
+	run.Archived = &archived
+	if err := store.PutRun(t.Context(), run); err != nil {
+		t.Fatal(err)
+	}
+
+	return run
 }
